@@ -1,0 +1,532 @@
+"""The lake: one module through which every stage reads inputs and writes tables.
+
+Reads documents from Parquet (file or folder), JSONL (plain, .gz, .zst), CSV and Arrow `save_to_disk` folders, on
+local paths or any fsspec URL; writes Parquet and JSON atomically (temporary sibling, then rename).
+
+Record contract (ARCHITECTURE.md, "documents"): `id` (string, unique), `source` (string), `text` (string), then any
+other input columns. Unreadable rows never vanish: malformed JSON, invalid UTF-8, missing or wrong-typed required
+fields, empty ids and repeated ids (the first occurrence by row number stays) become quarantine rows with the
+1-based row number, the error and the raw payload. An input that cannot be read at all raises `InputError`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import zstandard
+
+DOC_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string())])
+QUARANTINE_SCHEMA = pa.schema(
+    [("file", pa.string()), ("row", pa.int64()), ("error", pa.string()), ("payload", pa.string())]
+)
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".tsv")
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+_SOURCE_RE = re.compile(r"[^a-z0-9_.-]+")
+
+
+class InputError(Exception):
+    """An input that cannot be read at all (missing path, unknown format, missing required column)."""
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Which input fields hold the record id, text and source."""
+
+    id: str = "id"
+    text: str = "text"
+    source: str = "source"
+
+
+@dataclass
+class IngestResult:
+    """Documents that passed validation, the quarantined rows, and counts."""
+
+    documents: pa.Table
+    quarantine: pa.Table
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paths and formats
+
+
+def _fs_and_path(uri: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(str(uri))
+    return fs, path
+
+
+def _strip_compression(name: str) -> tuple[str, str | None]:
+    for suffix, codec in COMPRESSIONS.items():
+        if name.endswith(suffix):
+            return name[: -len(suffix)], codec
+    return name, None
+
+
+def detect_format(name: str) -> str:
+    """Format of one file by its name: 'jsonl', 'parquet', 'csv' or 'arrow'."""
+    base, _ = _strip_compression(name.lower())
+    if base.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if base.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if base.endswith(CSV_SUFFIXES):
+        return "csv"
+    if base.endswith(".arrow"):
+        return "arrow"
+    raise InputError(f"{name}: unknown file format (expected .parquet, .jsonl[.gz|.zst], .csv or .arrow)")
+
+
+def list_input_files(uri: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
+    """The files an input URI stands for, sorted, and their common format."""
+    fs, path = _fs_and_path(uri)
+    if not fs.exists(path):
+        raise InputError(f"{uri}: no such file or directory")
+    if fs.isdir(path):
+        names = sorted(
+            p
+            for p in fs.find(path)
+            if not Path(p).name.startswith((".", "_")) and not Path(p).name.endswith((".json.lock",))
+        )
+        # An Arrow `save_to_disk` folder: data-*.arrow plus dataset_info.json / state.json.
+        arrow = [p for p in names if p.endswith(".arrow")]
+        if arrow:
+            return fs, arrow, "arrow"
+        candidates = []
+        for p in names:
+            try:
+                candidates.append((p, detect_format(p)))
+            except InputError:
+                continue
+        if not candidates:
+            raise InputError(f"{uri}: directory holds no Parquet, JSONL, CSV or Arrow files")
+        formats = {f for _, f in candidates}
+        if len(formats) > 1:
+            raise InputError(f"{uri}: directory mixes formats {sorted(formats)}; point at one format at a time")
+        return fs, [p for p, _ in candidates], formats.pop()
+    return fs, [path], detect_format(path)
+
+
+def _open_bytes(fs: fsspec.AbstractFileSystem, path: str) -> io.BufferedIOBase:
+    raw = fs.open(path, "rb")
+    _, codec = _strip_compression(path.lower())
+    if codec == "gzip":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if codec == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+    return raw
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kernels: raw rows -> validated documents + quarantine rows
+
+
+def normalise_source(value: str) -> str:
+    """A source name that is safe as a partition key and a file name: lower case, [a-z0-9_.-]."""
+    s = _SOURCE_RE.sub("_", value.strip().lower()).strip("_")
+    return s or "unknown"
+
+
+@dataclass
+class _Batch:
+    """Rows of one input batch before duplicate-id checks."""
+
+    file: str
+    rows: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    extras: list[dict[str, Any]] = field(default_factory=list)
+    q_rows: list[int] = field(default_factory=list)
+    q_errors: list[str] = field(default_factory=list)
+    q_payloads: list[str] = field(default_factory=list)
+
+    def quarantine(self, row: int, error: str, payload: str) -> None:
+        self.q_rows.append(row)
+        self.q_errors.append(error)
+        self.q_payloads.append(payload)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "an integer", float: "a number"}.get(
+        type(value), "a " + type(value).__name__
+    )
+
+
+def _accept_record(batch: _Batch, row: int, rec: Any, payload: str, fields: Fields, default_source: str) -> None:
+    """Validate one parsed record; append it to the batch or to its quarantine."""
+    if not isinstance(rec, dict):
+        batch.quarantine(row, f"not an object: the record is {_type_name(rec)}", payload)
+        return
+    for name in (fields.id, fields.text):
+        if name not in rec or rec[name] is None:
+            batch.quarantine(row, f"missing required field: '{name}'", payload)
+            return
+    rid, text = rec[fields.id], rec[fields.text]
+    if isinstance(rid, bool) or not isinstance(rid, str | int):
+        batch.quarantine(row, f"wrong type: '{fields.id}' is {_type_name(rid)}, expected a string or integer", payload)
+        return
+    if not isinstance(text, str):
+        batch.quarantine(row, f"wrong type: '{fields.text}' is {_type_name(text)}, expected a string", payload)
+        return
+    rid = str(rid).strip()
+    if not rid:
+        batch.quarantine(row, f"empty id: '{fields.id}' is blank", payload)
+        return
+    src = rec.get(fields.source)
+    if src is not None and not isinstance(src, str):
+        batch.quarantine(row, f"wrong type: '{fields.source}' is {_type_name(src)}, expected a string", payload)
+        return
+    batch.rows.append(row)
+    batch.ids.append(rid)
+    batch.sources.append(normalise_source(src) if src else default_source)
+    batch.texts.append(text)
+    batch.extras.append({k: v for k, v in rec.items() if k not in (fields.id, fields.text, fields.source)})
+
+
+def parse_jsonl_lines(
+    lines: Iterable[tuple[int, bytes]], file: str, fields: Fields, default_source: str
+) -> _Batch:
+    """Parse numbered raw JSONL lines into a batch; bad lines go to the batch's quarantine."""
+    batch = _Batch(file=file)
+    for row, raw in lines:
+        try:
+            decoded = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            batch.quarantine(
+                row, f"invalid UTF-8: bad byte at offset {exc.start}", raw.decode("utf-8", errors="backslashreplace")
+            )
+            continue
+        if not decoded.strip():
+            continue
+        try:
+            rec = orjson.loads(decoded)
+        except orjson.JSONDecodeError as exc:
+            batch.quarantine(row, f"malformed JSON: {exc}", decoded)
+            continue
+        _accept_record(batch, row, rec, decoded, fields, default_source)
+    return batch
+
+
+def _extras_table(extras: list[dict[str, Any]]) -> dict[str, pa.Array]:
+    names: dict[str, None] = {}
+    for e in extras:
+        names.update(dict.fromkeys(e))
+    cols: dict[str, pa.Array] = {}
+    for name in names:
+        values = [e.get(name) for e in extras]
+        try:
+            cols[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            cols[name] = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values])
+    return cols
+
+
+class _IdRegistry:
+    """First occurrence of an id wins; later ones are quarantined, naming where the first one was."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[str, int]] = {}
+
+    def split(self, batch: _Batch) -> tuple[list[int], _Batch]:
+        keep: list[int] = []
+        for i, (rid, row) in enumerate(zip(batch.ids, batch.rows, strict=True)):
+            seen = self.first.get(rid)
+            if seen is None:
+                self.first[rid] = (batch.file, row)
+                keep.append(i)
+            else:
+                where = f"row {seen[1]}" if seen[0] == batch.file else f"{seen[0]} row {seen[1]}"
+                payload = {"id": rid, "source": batch.sources[i], "text": batch.texts[i], **batch.extras[i]}
+                batch.quarantine(
+                    row,
+                    f"duplicate id: '{rid}' first seen at {where}",
+                    json.dumps(payload, ensure_ascii=False, default=str),
+                )
+        return keep, batch
+
+
+def _finish(batch: _Batch, registry: _IdRegistry) -> IngestResult:
+    keep, batch = registry.split(batch)
+    take = pa.array(keep, pa.int64())
+    cols = {
+        "id": pa.array(batch.ids, pa.string()).take(take),
+        "source": pa.array(batch.sources, pa.string()).take(take),
+        "text": pa.array(batch.texts, pa.string()).take(take),
+    }
+    for name, arr in _extras_table(batch.extras).items():
+        # An input column that clashes with a contract column (say `id` while --id-field is `doc_id`) is kept
+        # under a suffixed name rather than dropped.
+        cols[name if name not in cols else f"{name}_input"] = arr.take(take)
+    docs = pa.table(cols)
+    order = sorted(range(len(batch.q_rows)), key=lambda i: batch.q_rows[i])
+    quarantine = pa.table(
+        {
+            "file": pa.array([batch.file] * len(order), pa.string()),
+            "row": pa.array([batch.q_rows[i] for i in order], pa.int64()),
+            "error": pa.array([batch.q_errors[i] for i in order], pa.string()),
+            "payload": pa.array([batch.q_payloads[i] for i in order], pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    return IngestResult(docs, quarantine, {"rows_in": docs.num_rows + quarantine.num_rows})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Readers per format, each yielding `_Batch`es
+
+
+def _iter_jsonl(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
+    pending: list[tuple[int, bytes]] = []
+    row = 0
+    stream = _open_bytes(fs, path)
+    try:
+        while True:
+            try:
+                raw = stream.readline()
+            except (EOFError, OSError, zstandard.ZstdError) as exc:
+                # A compressed stream cut short: keep every whole record before the cut, quarantine the cut.
+                batch = parse_jsonl_lines(pending, display, fields, default_source)
+                batch.quarantine(row + 1, f"truncated input: {type(exc).__name__}: {exc}", "")
+                yield batch
+                return
+            if not raw:
+                break
+            row += 1
+            pending.append((row, raw.rstrip(b"\r\n")))
+            if len(pending) >= batch_rows:
+                yield parse_jsonl_lines(pending, display, fields, default_source)
+                pending = []
+    finally:
+        stream.close()
+    yield parse_jsonl_lines(pending, display, fields, default_source)
+
+
+def _columnar_batch(tbl: pa.Table, first_row: int, display: str, fields: Fields, default_source: str) -> _Batch:
+    """Validate a columnar batch (Parquet/CSV/Arrow) row by row against the same rules as JSONL."""
+    batch = _Batch(file=display)
+    missing = [name for name in (fields.id, fields.text) if name not in tbl.column_names]
+    if missing:
+        raise InputError(
+            f"{display}: missing required column(s) {missing}; columns are {tbl.column_names} "
+            f"(choose others with --id-field/--text-field)"
+        )
+    for offset, rec in enumerate(tbl.to_pylist()):
+        payload = json.dumps(rec, ensure_ascii=False, default=str)
+        _accept_record(batch, first_row + offset, rec, payload, fields, default_source)
+    return batch
+
+
+def _iter_parquet(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
+    try:
+        pf = pq.ParquetFile(fs.open(path, "rb"))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{display}: not a readable Parquet file ({exc})") from exc
+    row = 1
+    for rb in pf.iter_batches(batch_size=batch_rows):
+        yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
+        row += rb.num_rows
+
+
+def _iter_csv(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
+    delimiter = "\t" if _strip_compression(path.lower())[0].endswith(".tsv") else ","
+    with _open_bytes(fs, path) as stream:
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(column_types={fields.id: pa.string(), fields.text: pa.string()}),
+            )
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
+        row = 1
+        while True:
+            try:
+                rb = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                batch = _Batch(file=display)
+                batch.quarantine(row, f"unreadable CSV from here on: {exc}", "")
+                yield batch
+                return
+            yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
+            row += rb.num_rows
+
+
+def _iter_arrow(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
+    with fs.open(path, "rb") as f:
+        data = f.read()
+    try:
+        reader = pa.ipc.open_stream(data)
+    except pa.ArrowInvalid:
+        try:
+            reader = pa.ipc.open_file(data)
+            tbl = reader.read_all()
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{display}: not a readable Arrow file ({exc})") from exc
+    else:
+        tbl = reader.read_all()
+    row = 1
+    for rb in tbl.to_batches(max_chunksize=batch_rows):
+        yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
+        row += rb.num_rows
+
+
+_READERS = {"jsonl": _iter_jsonl, "parquet": _iter_parquet, "csv": _iter_csv, "arrow": _iter_arrow}
+
+
+def default_source_for(path: str) -> str:
+    """The source a file's records get when they carry none: the file name without its extensions."""
+    name = Path(path).name
+    base, _ = _strip_compression(name)
+    return normalise_source(base.split(".")[0])
+
+
+def iter_documents(
+    uri: str | os.PathLike[str],
+    *,
+    id_field: str = "id",
+    text_field: str = "text",
+    source_field: str = "source",
+    default_source: str | None = None,
+    batch_rows: int = 65536,
+) -> Iterator[IngestResult]:
+    """Stream validated documents and quarantine rows from an input, one batch at a time.
+
+    Duplicate ids are checked across the whole input: the first occurrence by (file, row) stays.
+    """
+    fs, paths, fmt = list_input_files(uri)
+    fields = Fields(id=id_field, text=text_field, source=source_field)
+    registry = _IdRegistry()
+    root = _fs_and_path(uri)[1]
+    for path in paths:
+        display = str(uri) if path == root else os.path.relpath(path, root)
+        src = normalise_source(default_source) if default_source else default_source_for(path)
+        for batch in _READERS[fmt](fs, path, display, fields, src, batch_rows):
+            yield _finish(batch, registry)
+
+
+def read_documents(
+    uri: str | os.PathLike[str],
+    *,
+    id_field: str = "id",
+    text_field: str = "text",
+    source_field: str = "source",
+    default_source: str | None = None,
+) -> IngestResult:
+    """Read a whole input into one documents table and one quarantine table."""
+    parts = list(
+        iter_documents(
+            uri, id_field=id_field, text_field=text_field, source_field=source_field, default_source=default_source
+        )
+    )
+    docs = pa.concat_tables([p.documents for p in parts], promote_options="permissive") if parts else None
+    if docs is None:
+        docs = DOC_SCHEMA.empty_table()
+    quarantine = pa.concat_tables([p.quarantine for p in parts]) if parts else QUARANTINE_SCHEMA.empty_table()
+    return IngestResult(docs, quarantine, ingest_stats(docs, quarantine))
+
+
+def ingest_stats(docs: pa.Table, quarantine: pa.Table) -> dict[str, Any]:
+    """Counts in and out, per source and per kind of error."""
+    per_source: dict[str, int] = {}
+    if docs.num_rows:
+        counts = pc.value_counts(docs.column("source")).to_pylist()
+        per_source = {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+    errors: dict[str, int] = {}
+    for err in quarantine.column("error").to_pylist():
+        kind = err.split(":")[0]
+        errors[kind] = errors.get(kind, 0) + 1
+    return {
+        "rows_in": docs.num_rows + quarantine.num_rows,
+        "documents": docs.num_rows,
+        "quarantined": quarantine.num_rows,
+        "documents_per_source": per_source,
+        "quarantine_by_error": dict(sorted(errors.items())),
+        "text_bytes": int(pc.sum(pc.binary_length(docs.column("text"))).as_py() or 0) if docs.num_rows else 0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+def _atomic_target(path: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, str, str]:
+    fs, target = _fs_and_path(path)
+    parent = os.path.dirname(target)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+    return fs, target, tmp
+
+
+def _replace(fs: fsspec.AbstractFileSystem, tmp: str, target: str) -> None:
+    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+        os.replace(tmp, target)  # atomic on POSIX, replaces a file
+    else:
+        if fs.exists(target):
+            fs.rm(target, recursive=True)
+        fs.mv(tmp, target, recursive=True)
+
+
+def write_parquet_atomic(table: pa.Table, path: str | os.PathLike[str]) -> None:
+    """Write a Parquet file so that readers see the old table or the new one, never half of one.
+
+    Deterministic bytes: same table in, same file out (no timestamps; fixed row-group size and compression).
+    """
+    fs, target, tmp = _atomic_target(path)
+    try:
+        with fs.open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd", row_group_size=128 * 1024, write_statistics=True)
+        _replace(fs, tmp, target)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write JSON (sorted keys, indented) atomically."""
+    fs, target, tmp = _atomic_target(path)
+    try:
+        with fs.open(tmp, "w") as f:
+            f.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        _replace(fs, tmp, target)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def read_table(uri: str | os.PathLike[str]) -> pa.Table:
+    """A whole table from Parquet (file or folder), CSV or Arrow, with no validation."""
+    fs, paths, fmt = list_input_files(uri)
+    if fmt == "parquet":
+        return pa.concat_tables(
+            [pq.read_table(fs.open(p, "rb")) for p in paths], promote_options="permissive"
+        )
+    if fmt == "csv":
+        return pa.concat_tables([pacsv.read_csv(_open_bytes(fs, p)) for p in paths], promote_options="permissive")
+    if fmt == "jsonl":
+        rows = []
+        for p in paths:
+            with _open_bytes(fs, p) as s:
+                rows.extend(orjson.loads(line) for line in s if line.strip())
+        return pa.Table.from_pylist(rows)
+    return pa.concat_tables([pa.ipc.open_stream(fs.open(p, "rb").read()).read_all() for p in paths])
