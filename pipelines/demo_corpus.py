@@ -43,7 +43,9 @@ def _python_docs() -> Iterator[tuple[str, str]]:
 def _stdlib_docstrings() -> Iterator[tuple[str, str]]:
     root = Path(sysconfig.get_paths()["stdlib"])
     skip = ("site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__", "turtledemo")
-    files = sorted(p for p in root.rglob("*.py") if not any(part in skip for part in p.relative_to(root).parts))
+    files = sorted(
+        p for p in root.rglob("*.py") if not any(part in skip for part in p.relative_to(root).parts)
+    )
     for path in files:
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -86,7 +88,11 @@ def _package_docs() -> Iterator[tuple[str, str]]:
                     yield f"{name}:{file.as_posix()}", text
 
 
-_GENERATORS = {"python_docs": _python_docs, "stdlib_docstrings": _stdlib_docstrings, "package_docs": _package_docs}
+_GENERATORS = {
+    "python_docs": _python_docs,
+    "stdlib_docstrings": _stdlib_docstrings,
+    "package_docs": _package_docs,
+}
 
 
 def real_documents(max_per_source: int | None = None) -> pa.Table:
@@ -112,7 +118,9 @@ def _edit(text: str, rng: random.Random, fraction: float) -> str:
     return " ".join(words)
 
 
-def write_demo_inputs(folder: str | Path, *, max_per_source: int | None = 400, seed: int = 0) -> dict[str, Path]:
+def write_demo_inputs(
+    folder: str | Path, *, max_per_source: int | None = 400, seed: int = 0
+) -> dict[str, Path]:
     """Write one JSONL file per source into `folder`, with labelled injected cases; return source -> path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,7 +137,9 @@ def write_demo_inputs(folder: str | Path, *, max_per_source: int | None = 400, s
             record = {"id": f"{other}/injected-copy-{src}-{j}", "source": other, "injected": "near_copy"}
             record["text"] = _edit(d["text"], rng, 0.02) if j % 2 else d["text"]
             injected[other].append(orjson.dumps(record))
-        injected[src].append(orjson.dumps({"id": f"{src}/injected-short", "source": src, "text": "too short"}))
+        injected[src].append(
+            orjson.dumps({"id": f"{src}/injected-short", "source": src, "text": "too short"})
+        )
     # Unreadable lines, so the demo shows the quarantine: a cut record and a record without text.
     injected["python_docs"].append(b'{"id": "python_docs/injected-broken", "text": "cut in the mid')
     injected["python_docs"].append(b'{"id": "python_docs/injected-no-text", "source": "python_docs"}')

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+Opener = Callable[[], Any]
 _SOURCE_RE = re.compile(r"[^a-z0-9_.-]+")
 
 
@@ -118,19 +119,64 @@ def list_input_files(uri: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSy
             raise InputError(f"{uri}: directory holds no Parquet, JSONL, CSV or Arrow files")
         formats = {f for _, f in candidates}
         if len(formats) > 1:
-            raise InputError(f"{uri}: directory mixes formats {sorted(formats)}; point at one format at a time")
+            raise InputError(
+                f"{uri}: directory mixes formats {sorted(formats)}; point at one format at a time"
+            )
         return fs, [p for p, _ in candidates], formats.pop()
     return fs, [path], detect_format(path)
 
 
 def _open_bytes(fs: fsspec.AbstractFileSystem, path: str) -> io.BufferedIOBase:
-    raw = fs.open(path, "rb")
+    return _decompress(fs.open(path, "rb"), path)
+
+
+def _decompress(raw: Any, path: str) -> io.BufferedIOBase:
     _, codec = _strip_compression(path.lower())
     if codec == "gzip":
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if codec == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        return io.BufferedReader(_ZstdFrames(raw))
     return raw
+
+
+class _ZstdFrames(io.RawIOBase):
+    """Zstandard decompression that notices a stream cut inside a frame (and reads concatenated frames)."""
+
+    def __init__(self, raw: Any, chunk: int = 1 << 20) -> None:
+        self._raw, self._chunk = raw, chunk
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        self._buf = b""
+        self._pos = 0
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            data = self._raw.read(self._chunk)
+            if not data:
+                if self._started and not self._dobj.eof:
+                    raise EOFError("zstd stream ended inside a frame")
+                return 0
+            self._started = True
+            while data:
+                self._buf += self._dobj.decompress(data)
+                data = b""
+                if self._dobj.eof:
+                    data = self._dobj.unused_data
+                    self._dobj = zstandard.ZstdDecompressor().decompressobj()
+                    self._started = bool(data)
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        if self._pos == len(self._buf):
+            self._buf, self._pos = b"", 0
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,7 +215,9 @@ def _type_name(value: Any) -> str:
     )
 
 
-def _accept_record(batch: _Batch, row: int, rec: Any, payload: str, fields: Fields, default_source: str) -> None:
+def _accept_record(
+    batch: _Batch, row: int, rec: Any, payload: str, fields: Fields, default_source: str
+) -> None:
     """Validate one parsed record; append it to the batch or to its quarantine."""
     if not isinstance(rec, dict):
         batch.quarantine(row, f"not an object: the record is {_type_name(rec)}", payload)
@@ -180,10 +228,14 @@ def _accept_record(batch: _Batch, row: int, rec: Any, payload: str, fields: Fiel
             return
     rid, text = rec[fields.id], rec[fields.text]
     if isinstance(rid, bool) or not isinstance(rid, str | int):
-        batch.quarantine(row, f"wrong type: '{fields.id}' is {_type_name(rid)}, expected a string or integer", payload)
+        batch.quarantine(
+            row, f"wrong type: '{fields.id}' is {_type_name(rid)}, expected a string or integer", payload
+        )
         return
     if not isinstance(text, str):
-        batch.quarantine(row, f"wrong type: '{fields.text}' is {_type_name(text)}, expected a string", payload)
+        batch.quarantine(
+            row, f"wrong type: '{fields.text}' is {_type_name(text)}, expected a string", payload
+        )
         return
     rid = str(rid).strip()
     if not rid:
@@ -191,7 +243,9 @@ def _accept_record(batch: _Batch, row: int, rec: Any, payload: str, fields: Fiel
         return
     src = rec.get(fields.source)
     if src is not None and not isinstance(src, str):
-        batch.quarantine(row, f"wrong type: '{fields.source}' is {_type_name(src)}, expected a string", payload)
+        batch.quarantine(
+            row, f"wrong type: '{fields.source}' is {_type_name(src)}, expected a string", payload
+        )
         return
     batch.rows.append(row)
     batch.ids.append(rid)
@@ -210,7 +264,9 @@ def parse_jsonl_lines(
             decoded = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             batch.quarantine(
-                row, f"invalid UTF-8: bad byte at offset {exc.start}", raw.decode("utf-8", errors="backslashreplace")
+                row,
+                f"invalid UTF-8: bad byte at offset {exc.start}",
+                raw.decode("utf-8", errors="backslashreplace"),
             )
             continue
         if not decoded.strip():
@@ -292,10 +348,12 @@ def _finish(batch: _Batch, registry: _IdRegistry) -> IngestResult:
 # Readers per format, each yielding `_Batch`es
 
 
-def _iter_jsonl(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
+def _iter_jsonl(
+    opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
+) -> Iterator[_Batch]:
     pending: list[tuple[int, bytes]] = []
     row = 0
-    stream = _open_bytes(fs, path)
+    stream = _decompress(opener(), path)
     try:
         while True:
             try:
@@ -318,7 +376,9 @@ def _iter_jsonl(fs, path, display, fields, default_source, batch_rows) -> Iterat
     yield parse_jsonl_lines(pending, display, fields, default_source)
 
 
-def _columnar_batch(tbl: pa.Table, first_row: int, display: str, fields: Fields, default_source: str) -> _Batch:
+def _columnar_batch(
+    tbl: pa.Table, first_row: int, display: str, fields: Fields, default_source: str
+) -> _Batch:
     """Validate a columnar batch (Parquet/CSV/Arrow) row by row against the same rules as JSONL."""
     batch = _Batch(file=display)
     missing = [name for name in (fields.id, fields.text) if name not in tbl.column_names]
@@ -333,9 +393,11 @@ def _columnar_batch(tbl: pa.Table, first_row: int, display: str, fields: Fields,
     return batch
 
 
-def _iter_parquet(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
+def _iter_parquet(
+    opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
+) -> Iterator[_Batch]:
     try:
-        pf = pq.ParquetFile(fs.open(path, "rb"))
+        pf = pq.ParquetFile(opener())
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{display}: not a readable Parquet file ({exc})") from exc
     row = 1
@@ -344,15 +406,19 @@ def _iter_parquet(fs, path, display, fields, default_source, batch_rows) -> Iter
         row += rb.num_rows
 
 
-def _iter_csv(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
+def _iter_csv(
+    opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
+) -> Iterator[_Batch]:
     delimiter = "\t" if _strip_compression(path.lower())[0].endswith(".tsv") else ","
-    with _open_bytes(fs, path) as stream:
+    with _decompress(opener(), path) as stream:
         try:
             reader = pacsv.open_csv(
                 stream,
                 read_options=pacsv.ReadOptions(block_size=1 << 22),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(column_types={fields.id: pa.string(), fields.text: pa.string()}),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={fields.id: pa.string(), fields.text: pa.string()}
+                ),
             )
         except pa.ArrowInvalid as exc:
             raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
@@ -371,8 +437,10 @@ def _iter_csv(fs, path, display, fields, default_source, batch_rows) -> Iterator
             row += rb.num_rows
 
 
-def _iter_arrow(fs, path, display, fields, default_source, batch_rows) -> Iterator[_Batch]:
-    with fs.open(path, "rb") as f:
+def _iter_arrow(
+    opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
+) -> Iterator[_Batch]:
+    with opener() as f:
         data = f.read()
     try:
         reader = pa.ipc.open_stream(data)
@@ -388,6 +456,23 @@ def _iter_arrow(fs, path, display, fields, default_source, batch_rows) -> Iterat
     for rb in tbl.to_batches(max_chunksize=batch_rows):
         yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
         row += rb.num_rows
+
+
+def _opener(fs: fsspec.AbstractFileSystem, path: str) -> Opener:
+    return lambda: fs.open(path, "rb")
+
+
+def parse_file(
+    content: bytes,
+    path: str,
+    display: str,
+    fmt: str,
+    fields: Fields,
+    default_source: str,
+    batch_rows: int = 65536,
+) -> Iterator[_Batch]:
+    """Parse one whole input file held in memory (the Spark engine's per-file kernel)."""
+    yield from _READERS[fmt](lambda: io.BytesIO(content), path, display, fields, default_source, batch_rows)
 
 
 _READERS = {"jsonl": _iter_jsonl, "parquet": _iter_parquet, "csv": _iter_csv, "arrow": _iter_arrow}
@@ -420,7 +505,7 @@ def iter_documents(
     for path in paths:
         display = str(uri) if path == root else os.path.relpath(path, root)
         src = normalise_source(default_source) if default_source else default_source_for(path)
-        for batch in _READERS[fmt](fs, path, display, fields, src, batch_rows):
+        for batch in _READERS[fmt](_opener(fs, path), path, display, fields, src, batch_rows):
             yield _finish(batch, registry)
 
 
@@ -435,7 +520,11 @@ def read_documents(
     """Read a whole input into one documents table and one quarantine table."""
     parts = list(
         iter_documents(
-            uri, id_field=id_field, text_field=text_field, source_field=source_field, default_source=default_source
+            uri,
+            id_field=id_field,
+            text_field=text_field,
+            source_field=source_field,
+            default_source=default_source,
         )
     )
     docs = pa.concat_tables([p.documents for p in parts], promote_options="permissive") if parts else None
@@ -522,7 +611,9 @@ def read_table(uri: str | os.PathLike[str]) -> pa.Table:
             [pq.read_table(fs.open(p, "rb")) for p in paths], promote_options="permissive"
         )
     if fmt == "csv":
-        return pa.concat_tables([pacsv.read_csv(_open_bytes(fs, p)) for p in paths], promote_options="permissive")
+        return pa.concat_tables(
+            [pacsv.read_csv(_open_bytes(fs, p)) for p in paths], promote_options="permissive"
+        )
     if fmt == "jsonl":
         rows = []
         for p in paths:
@@ -530,3 +621,35 @@ def read_table(uri: str | os.PathLike[str]) -> pa.Table:
                 rows.extend(orjson.loads(line) for line in s if line.strip())
         return pa.Table.from_pylist(rows)
     return pa.concat_tables([pa.ipc.open_stream(fs.open(p, "rb").read()).read_all() for p in paths])
+
+
+def count_input_records(uri: str | os.PathLike[str]) -> int:
+    """Count the records of an input independently of the parsers (for accounting checks).
+
+    JSONL: non-blank lines, plus one for a compressed stream cut short; columnar formats: their row counts.
+    """
+    fs, paths, fmt = list_input_files(uri)
+    total = 0
+    for path in paths:
+        if fmt == "jsonl":
+            stream = _open_bytes(fs, path)
+            try:
+                while True:
+                    try:
+                        line = stream.readline()
+                    except (EOFError, OSError, zstandard.ZstdError):
+                        total += 1
+                        break
+                    if not line:
+                        break
+                    total += bool(line.strip())
+            finally:
+                stream.close()
+        elif fmt == "parquet":
+            total += pq.ParquetFile(fs.open(path, "rb")).metadata.num_rows
+        elif fmt == "csv":
+            total += pacsv.read_csv(_open_bytes(fs, path)).num_rows
+        else:
+            with fs.open(path, "rb") as f:
+                total += pa.ipc.open_stream(f.read()).read_all().num_rows
+    return total

@@ -1,0 +1,239 @@
+"""The `sift` command line: ingest, demo, config, and one command per curation stage.
+
+Exit codes: 0 ok; 2 bad input or usage (a one-line error naming the input and what to do); 1 a bug (with a trace).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+app = typer.Typer(
+    name="sift",
+    help="Sift: curate training datasets from a data lake (ingest, dedup, containment, selection, sampling).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console(stderr=True)
+out = Console()
+
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", help="Engine: polars (embedded default) or spark.", show_default=False),
+]
+MasterOpt = Annotated[
+    str | None,
+    typer.Option("--spark-master", help="Spark master: local[*], spark://host:7077 or sc://host:15002."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (default: ./sift.toml or $SIFT_CONFIG).")
+]
+
+
+def _version() -> str:
+    try:
+        return version("sift")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"sift {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version_callback, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Sift: curate training datasets from a data lake."""
+
+
+def progress_bar(description: str, total: int | None = None) -> Progress:
+    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+@app.command()
+def ingest(
+    input: Annotated[
+        str, typer.Argument(help="Input: Parquet file/folder, JSONL (.gz/.zst), CSV or Arrow folder.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    engine: EngineOpt = None,
+    spark_master: MasterOpt = None,
+    id_field: Annotated[str | None, typer.Option(help="Input field holding the record id.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Input field holding the text.")] = None,
+    source_field: Annotated[str | None, typer.Option(help="Input field holding the source name.")] = None,
+    default_source: Annotated[
+        str | None, typer.Option(help="Source for records without one (default: the file name).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Read raw records into the documents contract; unreadable rows go to a quarantine table.
+
+    Writes OUTPUT/documents.parquet (id, source, text, other columns), OUTPUT/quarantine.parquet (file, row,
+    error, payload) and OUTPUT/stats.json, and prints a summary.
+    """
+    from pipelines.config import engine_choice, load_config
+    from pipelines.ingest import IngestOptions, run_ingest
+
+    cfg = load_config(
+        "ingest",
+        {
+            "id_field": id_field,
+            "text_field": text_field,
+            "source_field": source_field,
+            "default_source": default_source,
+        },
+        file=config,
+    )
+    name, master = engine_choice(engine, spark_master)
+    options = IngestOptions(**cfg.model_dump())
+    with progress_bar("ingest") as bar:
+        task = bar.add_task(f"ingest {input} ({name})", total=None)
+        result = run_ingest(
+            input, output, options, engine=name, spark_master=master, progress=lambda n: bar.advance(task, n)
+        )
+    print_ingest_summary(result.stats, output)
+
+
+def print_ingest_summary(stats: dict, output: Path) -> None:
+    """Counts per source and per kind of quarantine error."""
+    table = Table(title=f"ingest: {stats['rows_in']} rows in -> {output}")
+    table.add_column("what")
+    table.add_column("rows", justify="right")
+    for source, n in stats["documents_per_source"].items():
+        table.add_row(f"documents · {source}", str(n))
+    for kind, n in stats["quarantine_by_error"].items():
+        table.add_row(f"[yellow]quarantined · {kind}", str(n))
+    table.add_row("[bold]documents", str(stats["documents"]))
+    table.add_row("[bold]quarantined", str(stats["quarantined"]))
+    out.print(table)
+
+
+@app.command()
+def demo(
+    lake: Annotated[
+        Path | None, typer.Option("--lake", help="Lake root for the demo (default: .sift/lake).")
+    ] = None,
+    dagster_home: Annotated[
+        Path | None, typer.Option(help="Dagster instance folder (default: $DAGSTER_HOME or ./.dagster_home).")
+    ] = None,
+) -> None:
+    """Write the offline demo corpus and materialise every asset on the embedded default (Polars).
+
+    The runs are recorded in a real Dagster instance (SQLite), so `sift ui` shows them afterwards.
+    """
+    from pipelines.demo import run_demo
+
+    home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
+    root = Path(lake or os.environ.get("SIFT_LAKE_ROOT") or ".sift/lake").resolve()
+    summary = run_demo(root, home, console=console)
+    table = Table(title=f"sift demo: lake {root}, Dagster instance {home}")
+    table.add_column("run")
+    table.add_column("assets")
+    table.add_column("status")
+    for row in summary:
+        table.add_row(row["run"], row["assets"], "[green]success" if row["success"] else "[red]failed")
+    out.print(table)
+    out.print("Open the Dagster UI on these runs with: [bold]sift ui[/bold]")
+    if not all(r["success"] for r in summary):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 3000,
+    dagster_home: Annotated[Path | None, typer.Option(help="Dagster instance folder.")] = None,
+) -> None:
+    """Start the Dagster UI (`dagster dev`) on the project's instance, where `sift demo` recorded its runs."""
+    home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    exe = Path(sys.executable).with_name("dagster")
+    os.execv(str(exe), [str(exe), "dev", "-m", "pipelines.definitions", "-p", str(port)])
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None) -> None:
+    """Print the effective configuration of every stage (defaults < TOML < environment) as TOML."""
+    from pipelines.config import effective_config
+
+    for stage, values in effective_config(config).items():
+        out.print(f"[bold][{stage}][/bold]", highlight=False)
+        for key, value in values.items():
+            out.print(f"{key} = {_toml_value(value)}", highlight=False, markup=False)
+        out.print()
+
+
+def _toml_value(value: object) -> str:
+    import json
+
+    if value is None:
+        return '"" # unset'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def main() -> None:
+    """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
+    from pipelines.config import ConfigError
+    from pipelines.engines import EngineError
+    from pipelines.lake import InputError
+
+    try:
+        app(standalone_mode=False)
+    except (InputError, ConfigError, EngineError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code (2)
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Typed configuration, one model per stage, read the same way by the CLI, the Dagster assets and the tests.
+
+Precedence, lowest first: the model's defaults (which follow the papers) < a TOML file (`sift.toml` in the working
+directory, or `SIFT_CONFIG`, or `--config`), one table per stage (`[ingest]`, `[dedup]`, ...) < environment variables
+`SIFT_<STAGE>__<FIELD>` (e.g. `SIFT_DEDUP__THRESHOLD=0.85`) < CLI flags or Dagster run config.
+Every value is validated by pydantic; a bad value stops with a message naming the stage, the field and the source.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, Field
+
+from pipelines.engines import ENGINES
+
+
+class ConfigError(ValueError):
+    """A configuration value that does not validate; the message says where it came from."""
+
+
+class LakeConfig(BaseModel):
+    """Where the lake lives and which engine runs the plans."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    root: str = Field(".sift/lake", description="Lake root: a local folder or any fsspec URL.")
+    engine: Literal["polars", "spark"] = Field("polars", description="Engine for the plans: polars or spark.")
+    spark_master: str | None = Field(
+        None, description="Spark master: local[*], spark://host:7077 or sc://host:15002 (default local[*])."
+    )
+
+
+class IngestConfig(BaseModel):
+    """How raw inputs map onto the documents contract."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    id_field: str = Field("id", description="Input field holding the record id.")
+    text_field: str = Field("text", description="Input field holding the text.")
+    source_field: str = Field("source", description="Input field holding the source name.")
+    default_source: str | None = Field(
+        None, description="Source for records without one (default: the input file's name)."
+    )
+    batch_rows: int = Field(65536, gt=0, description="Rows per streamed batch.")
+
+
+STAGES: dict[str, type[BaseModel]] = {"lake": LakeConfig, "ingest": IngestConfig}
+
+
+def register_stage(name: str, model: type[BaseModel]) -> None:
+    """Make a stage's config model known to `load_config` and `sift config show`."""
+    STAGES[name] = model
+
+
+def _register_algorithm_stages() -> None:
+    """Algorithm packages own their config models; register those that are installed."""
+    import importlib
+
+    for stage, module, attr in (
+        ("dedup", "dedup.config", "DedupConfig"),
+        ("contain", "dedup.containment.config", "ContainConfig"),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(mod, attr):
+            register_stage(stage, getattr(mod, attr))
+
+
+def config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The TOML file in force: `explicit`, else SIFT_CONFIG, else ./sift.toml if it exists."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    env = os.environ.get("SIFT_CONFIG")
+    if env:
+        return config_file(env)
+    local = Path("sift.toml")
+    return local if local.is_file() else None
+
+
+def _read_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def _env_values(stage: str, model: type[BaseModel]) -> dict[str, Any]:
+    prefix = f"SIFT_{stage.upper()}__"
+    values: dict[str, Any] = {}
+    for key, value in os.environ.items():
+        if key.startswith(prefix):
+            name = key[len(prefix) :].lower()
+            if name not in model.model_fields:
+                raise ConfigError(
+                    f"{key}: [{stage}] has no field '{name}' (fields: {', '.join(model.model_fields)})"
+                )
+            values[name] = value
+    return values
+
+
+def load_config(
+    stage: str, overrides: dict[str, Any] | None = None, *, file: str | os.PathLike[str] | None = None
+) -> BaseModel:
+    """The effective config of one stage: defaults < TOML < environment < overrides (None values ignored)."""
+    _register_algorithm_stages()
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
+    model = STAGES[stage]
+    path = config_file(file)
+    layers = [
+        (str(path) if path else "config file", _read_toml(path).get(stage, {})),
+        ("environment", _env_values(stage, model)),
+        ("command line", {k: v for k, v in (overrides or {}).items() if v is not None}),
+    ]
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for where, layer in layers:
+        if not isinstance(layer, dict):
+            raise ConfigError(f"{where}: [{stage}] must be a table")
+        for k, v in layer.items():
+            merged[k] = v
+            origin[k] = where
+    try:
+        return model.model_validate(merged)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or stage
+            problems.append(
+                f"[{stage}] {name} = {err.get('input')!r} ({origin.get(str(err['loc'][0]), 'default')}): {err['msg']}"
+            )
+        raise ConfigError("; ".join(problems)) from exc
+
+
+def effective_config(file: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Every stage's effective config, for `sift config show`."""
+    _register_algorithm_stages()
+    return {stage: load_config(stage, file=file).model_dump(mode="json") for stage in STAGES}
+
+
+def engine_choice(engine: str | None, spark_master: str | None) -> tuple[str, str | None]:
+    """Resolve the engine and master from flags over config; a spark master implies the Spark engine."""
+    lake = load_config("lake", {"engine": engine, "spark_master": spark_master})
+    name = lake.engine  # type: ignore[attr-defined]
+    if spark_master and engine is None:
+        name = "spark"
+    if name not in ENGINES:
+        raise ConfigError(f"unknown engine {name!r}")
+    return name, lake.spark_master  # type: ignore[attr-defined]

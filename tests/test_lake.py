@@ -1,0 +1,155 @@
+"""Lake I/O: every format, every kind of bad row, truncated inputs, atomic writes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from pipelines.lake import (
+    InputError,
+    count_input_records,
+    read_documents,
+    write_parquet_atomic,
+)
+
+GOOD = [
+    {"id": "a", "source": "web", "text": "first document", "lang": "en"},
+    {"id": 2, "source": "Books Three", "text": "second document"},
+    {"id": "c", "text": "third document without a source"},
+]
+
+
+def _jsonl(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _dump(rec: dict) -> bytes:
+    return json.dumps(rec).encode()
+
+
+def test_reads_good_jsonl_and_normalises_ids_and_sources(tmp_path: Path) -> None:
+    r = read_documents(_jsonl(tmp_path / "docs.jsonl", [_dump(d) for d in GOOD]))
+    assert r.documents.column("id").to_pylist() == ["a", "2", "c"]
+    assert r.documents.column("source").to_pylist() == ["web", "books_three", "docs"]
+    assert r.documents.column("lang").to_pylist() == ["en", None, None]
+    assert r.quarantine.num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b'{"id": "x", "text": "cut', "malformed JSON"),
+        (b'{"id": "x", "text": "bad \xff\xfe byte"}', "invalid UTF-8"),
+        (b'{"id": "x", "source": "web"}', "missing required field"),
+        (b'{"text": "no id at all"}', "missing required field"),
+        (b'{"id": "x", "text": 42}', "wrong type"),
+        (b'{"id": ["x"], "text": "list id"}', "wrong type"),
+        (b'{"id": "  ", "text": "blank id"}', "empty id"),
+        (b'["not", "an", "object"]', "not an object"),
+        (b'{"id": "a", "text": "a repeated id"}', "duplicate id"),
+    ],
+)
+def test_each_bad_row_is_quarantined_with_row_error_and_payload(
+    tmp_path: Path, line: bytes, error: str
+) -> None:
+    lines = [_dump(GOOD[0]), line, _dump(GOOD[2])]
+    r = read_documents(_jsonl(tmp_path / "in.jsonl", lines))
+    assert r.documents.column("id").to_pylist() == ["a", "c"]
+    q = r.quarantine.to_pylist()
+    assert len(q) == 1
+    assert q[0]["row"] == 2
+    assert q[0]["error"].startswith(error)
+    assert q[0]["payload"]
+
+
+def test_first_occurrence_of_a_repeated_id_stays(tmp_path: Path) -> None:
+    lines = [_dump({"id": "k", "text": "first"}), _dump({"id": "k", "text": "second"})]
+    r = read_documents(_jsonl(tmp_path / "in.jsonl", lines))
+    assert r.documents.column("text").to_pylist() == ["first"]
+    assert r.quarantine.column("error").to_pylist() == ["duplicate id: 'k' first seen at row 1"]
+
+
+def test_truncated_plain_file_keeps_every_whole_record(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(b"\n".join(_dump(d) for d in GOOD) + b'\n{"id": "z", "text": "cut in the mi')
+    r = read_documents(path)
+    assert r.documents.num_rows == 3
+    assert r.quarantine.column("row").to_pylist() == [4]
+    assert count_input_records(path) == r.documents.num_rows + r.quarantine.num_rows
+
+
+@pytest.mark.parametrize("codec", ["gz", "zst"])
+def test_truncated_compressed_file_keeps_records_before_the_cut(tmp_path: Path, codec: str) -> None:
+    body = (
+        b"\n".join(_dump({"id": str(i), "text": f"document number {i} " * 20}) for i in range(2000)) + b"\n"
+    )
+    packed = gzip.compress(body) if codec == "gz" else zstandard.ZstdCompressor().compress(body)
+    whole = tmp_path / f"whole.jsonl.{codec}"
+    whole.write_bytes(packed)
+    assert read_documents(whole).documents.num_rows == 2000
+    cut = tmp_path / f"cut.jsonl.{codec}"
+    cut.write_bytes(packed[: len(packed) // 2])
+    r = read_documents(cut)
+    assert 0 < r.documents.num_rows < 2000
+    assert r.documents.column("id").to_pylist() == [str(i) for i in range(r.documents.num_rows)]
+    assert r.quarantine.num_rows >= 1
+    assert r.quarantine.column("error").to_pylist()[-1].startswith(("truncated input", "malformed JSON"))
+    assert count_input_records(cut) == r.documents.num_rows + r.quarantine.num_rows
+
+
+def test_parquet_file_and_folder(tmp_path: Path) -> None:
+    table = pa.table({"doc": ["1", "2", "1"], "body": ["x", None, "z"], "source": ["s", "s", "t"]})
+    pq.write_table(table, tmp_path / "one.parquet")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    pq.write_table(table.slice(0, 2), folder / "part-0.parquet")
+    pq.write_table(table.slice(2), folder / "part-1.parquet")
+    for uri in (tmp_path / "one.parquet", folder):
+        r = read_documents(uri, id_field="doc", text_field="body")
+        assert r.documents.column("id").to_pylist() == ["1"]
+        errors = r.quarantine.column("error").to_pylist()
+        assert errors[0].startswith("missing required field") and errors[1].startswith("duplicate id")
+
+
+def test_csv_and_arrow_folder(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text('id,text,source\n1,"hello, world",a\n2,second,b\n')
+    assert read_documents(tmp_path / "d.csv").documents.num_rows == 2
+    arrow_dir = tmp_path / "hf"
+    arrow_dir.mkdir()
+    table = pa.table({"id": ["1", "2"], "text": ["a", "b"]})
+    with pa.ipc.new_stream(arrow_dir / "data-00000-of-00001.arrow", table.schema) as w:
+        w.write_table(table)
+    (arrow_dir / "state.json").write_text("{}")
+    assert read_documents(arrow_dir).documents.column("source").to_pylist() == ["data-00000-of-00001"] * 2
+
+
+def test_unreadable_whole_inputs_raise_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        read_documents(tmp_path / "missing.jsonl")
+    (tmp_path / "x.xlsx").write_bytes(b"PK")
+    with pytest.raises(InputError, match="unknown file format"):
+        read_documents(tmp_path / "x.xlsx")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match="not a readable Parquet"):
+        read_documents(tmp_path / "bad.parquet")
+    pq.write_table(pa.table({"id": ["1"]}), tmp_path / "notext.parquet")
+    with pytest.raises(InputError, match="missing required column"):
+        read_documents(tmp_path / "notext.parquet")
+
+
+def test_atomic_write_replaces_whole_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "t" / "table.parquet"
+    write_parquet_atomic(pa.table({"a": [1, 2, 3]}), target)
+    write_parquet_atomic(pa.table({"a": [4]}), target)
+    assert pq.read_table(target).column("a").to_pylist() == [4]
+    assert [p.name for p in target.parent.iterdir()] == ["table.parquet"]
+    first = target.read_bytes()
+    write_parquet_atomic(pa.table({"a": [4]}), target)
+    assert target.read_bytes() == first
