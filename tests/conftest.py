@@ -67,7 +67,14 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     master_log = logs / "master.log"
     master = subprocess.Popen(
-        [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port)]
+        [
+            str(spark_class),
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         + ["--webui-port", str(_free_port())],
         stdout=master_log.open("wb"),
         stderr=subprocess.STDOUT,
