@@ -3,12 +3,15 @@
 ``python bench/dedup_corpus.py OUT.jsonl [--mb 220] [--inject 0.03] [--seed 0]`` writes a JSONL corpus (``id``,
 ``source``, ``text``) of real text that installs offline, one source per origin:
 
-- ``man``: the system's man pages (``/usr/share/man``, gzip roff source);
+- ``man``: the system's man pages (``/usr/share/man``, gzip roff source, several languages);
+- ``man_gcloud``: the Google Cloud SDK's man pages when installed (thousands of templated, near-identical pages);
 - ``debian_doc``: ``/usr/share/doc`` (copyright files, READMEs, Debian changelogs; many near-identical licenses);
 - ``python_doc``: pydoc topics and the rst/md/txt/license/METADATA files shipped by Python and installed packages;
 - ``python_docstring``: the docstrings of each stdlib module, one document per module;
 - ``python_source``: ``.py`` files of the stdlib and of installed packages (vendored copies appear in several
   packages), used last to fill the corpus up to ``--mb``.
+
+Each source but the last contributes a random subset of at most ``--max-source-mb`` (default 50).
 
 Then ``--inject`` (a fraction of the documents) edited copies are added: a random document of at least 400
 characters, with a random share of its words (0-12%) replaced, deleted or duplicated, under a random source. Their
@@ -26,7 +29,8 @@ import os
 import random
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 MAX_DOC_BYTES = 300_000
@@ -74,36 +78,35 @@ def _python_roots() -> list[tuple[str, Path]]:
     return roots
 
 
-def man_pages() -> Iterator[tuple[str, str]]:
-    """(id, text) of each man page."""
+Loader = Callable[[], str | None]
+
+
+def man_pages(gcloud: bool) -> Iterator[tuple[str, Loader]]:
+    """(id, loader) of each man page; ``gcloud`` selects the Google Cloud SDK's templated pages or all others."""
     root = Path("/usr/share/man")
     if root.is_dir():
         for path in _walk(root):
-            text = _read_text(path)
-            if text:
-                yield f"man:{path.relative_to(root)}", text
+            if path.name.startswith("gcloud") == gcloud:
+                yield f"man:{path.relative_to(root)}", partial(_read_text, path)
 
 
-def debian_docs() -> Iterator[tuple[str, str]]:
-    """(id, text) of each text file under /usr/share/doc."""
+def debian_docs() -> Iterator[tuple[str, Loader]]:
+    """(id, loader) of each text file under /usr/share/doc."""
     root = Path("/usr/share/doc")
     if root.is_dir():
         for path in _walk(root):
-            if path.suffix in {".png", ".jpg", ".gif", ".pdf", ".svg", ".ico"}:
-                continue
-            text = _read_text(path)
-            if text:
-                yield f"debian_doc:{path.relative_to(root)}", text
+            if path.suffix not in {".png", ".jpg", ".gif", ".pdf", ".svg", ".ico"}:
+                yield f"debian_doc:{path.relative_to(root)}", partial(_read_text, path)
 
 
-def python_docs() -> Iterator[tuple[str, str]]:
-    """(id, text) of pydoc topics and of documentation/license files shipped with Python and installed packages."""
+def python_docs() -> Iterator[tuple[str, Loader]]:
+    """(id, loader) of pydoc topics and of documentation/license files shipped with Python and packages."""
     try:
         from pydoc_data.topics import topics
     except ImportError:
         topics = {}
     for name in sorted(topics):
-        yield f"python_doc:pydoc/{name}", topics[name]
+        yield f"python_doc:pydoc/{name}", partial(topics.get, name)
     for label, root in _python_roots():
         for path in _walk(root):
             if "__pycache__" in path.parts:
@@ -113,17 +116,16 @@ def python_docs() -> Iterator[tuple[str, str]]:
                 or path.name.upper().startswith(LICENSE_PREFIXES)
                 or path.name == "METADATA"
             ):
-                text = _read_text(path)
-                if text:
-                    yield f"python_doc:{label}/{path.relative_to(root)}", text
+                yield f"python_doc:{label}/{path.relative_to(root)}", partial(_read_text, path)
 
 
-def _docstrings(source: str) -> str:
+def _docstrings(path: Path) -> str | None:
     """All docstrings of a module (module, classes, functions) joined by blank lines."""
+    source = _read_text(path)
     try:
-        tree = ast.parse(source)
+        tree = ast.parse(source or "")
     except (SyntaxError, ValueError):
-        return ""
+        return None
     parts: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -142,23 +144,28 @@ def _py_files(root: Path, stdlib: bool) -> Iterator[Path]:
         yield path
 
 
-def python_docstrings() -> Iterator[tuple[str, str]]:
-    """(id, text) of each stdlib module's docstrings."""
+def python_docstrings() -> Iterator[tuple[str, Loader]]:
+    """(id, loader) of each stdlib module's docstrings."""
     root = Path(sysconfig.get_paths()["stdlib"])
     for path in _py_files(root, stdlib=True):
-        source = _read_text(path)
-        text = _docstrings(source) if source else ""
-        if text:
-            yield f"python_docstring:{path.relative_to(root)}", text
+        yield f"python_docstring:{path.relative_to(root)}", partial(_docstrings, path)
 
 
-def python_sources() -> Iterator[tuple[str, str]]:
-    """(id, text) of each .py file of the stdlib and installed packages."""
+def python_sources() -> Iterator[tuple[str, Loader]]:
+    """(id, loader) of each .py file of the stdlib and installed packages."""
     for label, root in _python_roots():
         for path in _py_files(root, stdlib=label == "stdlib"):
-            text = _read_text(path)
-            if text and text.strip():
-                yield f"python_source:{label}/{path.relative_to(root)}", text
+            yield f"python_source:{label}/{path.relative_to(root)}", partial(_read_text, path)
+
+
+SOURCES: list[tuple[str, Callable[[], Iterator[tuple[str, Loader]]]]] = [
+    ("man", partial(man_pages, False)),
+    ("man_gcloud", partial(man_pages, True)),
+    ("debian_doc", debian_docs),
+    ("python_doc", python_docs),
+    ("python_docstring", python_docstrings),
+    ("python_source", python_sources),
+]
 
 
 def _edit(text: str, rng: random.Random) -> tuple[str, float]:
@@ -178,38 +185,30 @@ def _edit(text: str, rng: random.Random) -> tuple[str, float]:
     return " ".join(out), rate
 
 
-def build(out: Path, mb: float, inject: float, seed: int) -> dict:
-    """Collect the sources, fill to ``mb`` megabytes (10^6 bytes of UTF-8 text), inject edited copies, write."""
+def build(out: Path, mb: float, inject: float, seed: int, max_source_mb: float) -> dict:
+    """Collect the sources, fill to ``mb`` megabytes (10^6 bytes of UTF-8 text), inject edited copies, write.
+
+    Each source contributes a random subset of its files of at most ``max_source_mb`` (the last one, Python
+    sources, fills what is left up to ``mb``); files are listed first and only the chosen ones are read.
+    """
     rng = random.Random(seed)
     target = int(mb * 1e6 / (1 + inject))
     docs: list[tuple[str, str, str]] = []
     total = 0
-    for source, gen in [
-        ("man", man_pages),
-        ("debian_doc", debian_docs),
-        ("python_doc", python_docs),
-        ("python_docstring", python_docstrings),
-    ]:
-        for doc_id, text in gen():
-            docs.append((doc_id, source, text))
-            total += len(text.encode("utf-8"))
-    if total > target:
-        rng.shuffle(docs)
-        kept, total = [], 0
-        for doc in docs:
-            if total >= target:
+    for k, (source, listing) in enumerate(SOURCES):
+        last = k == len(SOURCES) - 1
+        cap = target - total if last else min(int(max_source_mb * 1e6), target - total)
+        entries = list(listing())
+        rng.shuffle(entries)
+        taken = 0
+        for doc_id, load in entries:
+            if taken >= cap:
                 break
-            kept.append(doc)
-            total += len(doc[2].encode("utf-8"))
-        docs = kept
-    else:
-        sources = list(python_sources())
-        rng.shuffle(sources)
-        for doc_id, text in sources:
-            if total >= target:
-                break
-            docs.append((doc_id, "python_source", text))
-            total += len(text.encode("utf-8"))
+            text = load()
+            if text and text.strip():
+                docs.append((doc_id, source, text))
+                taken += len(text.encode("utf-8"))
+        total += taken
     seen: dict[str, int] = {}
     unique: list[tuple[str, str, str]] = []
     for doc_id, source, text in docs:
@@ -258,9 +257,10 @@ def main() -> None:
     parser.add_argument(
         "--inject", type=float, default=0.03, help="fraction of edited copies to add (default 0.03)"
     )
+    parser.add_argument("--max-source-mb", type=float, default=50.0, help="cap per source in MB (default 50)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(json.dumps(build(args.output, args.mb, args.inject, args.seed), indent=2))
+    print(json.dumps(build(args.output, args.mb, args.inject, args.seed, args.max_source_mb), indent=2))
 
 
 if __name__ == "__main__":
