@@ -1,0 +1,1 @@
+"""Engine plans of the R2D2 content check (step 3): Polars (embedded) and Spark."""

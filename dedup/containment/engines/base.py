@@ -1,0 +1,90 @@
+"""R2D2 step 3 engine contract: projection fingerprints, sample test, anti-join and row mapping.
+
+An engine turns (table, column keys) into a projection handle holding the 64-bit fingerprint of every row of the
+table projected on those columns (in sorted key order), computed once and reused by every pair that needs it. The
+orchestrator in `content.py` only calls the methods below, so both engines run the same decisions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from dedup.containment.schema import TableSchema
+from dedup.containment.tables import TableRef
+
+
+class LRU:
+    """A byte-budgeted least-recently-used cache."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self.items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Any) -> Any:
+        if key in self.items:
+            self.items.move_to_end(key)
+            self.hits += 1
+            return self.items[key][0]
+        self.misses += 1
+        return None
+
+    def put(self, key: Any, value: Any, size: int) -> None:
+        if key in self.items:
+            self.used -= self.items.pop(key)[1]
+        self.items[key] = (value, size)
+        self.used += size
+        while self.used > self.budget and len(self.items) > 1:
+            _, (_, s) = self.items.popitem(last=False)
+            self.used -= s
+
+
+class ContentEngine(ABC):
+    """What the content check needs from an engine."""
+
+    name = "base"
+
+    def __init__(self, refs: list[TableRef], schemas: list[TableSchema], cache_bytes: int) -> None:
+        self.refs = refs
+        self.schemas = schemas
+        self.cache_bytes = cache_bytes
+
+    @abstractmethod
+    def projection(self, t: int, keys: tuple[str, ...]) -> Any:
+        """Handle of table t's fingerprints on the given column keys (sorted)."""
+
+    @abstractmethod
+    def distinct_signature(self, p: Any) -> tuple[int, int]:
+        """(number of distinct fingerprints, order-free digest of the distinct set)."""
+
+    @abstractmethod
+    def column_values_missing(self, a: int, b: int, key: str) -> bool:
+        """True when some value of column `key` of table a is absent from that column of table b."""
+
+    @abstractmethod
+    def sample_missing(self, pa_: Any, pb: Any, rows: np.ndarray) -> int:
+        """How many of A's rows at the given indices have a fingerprint absent from B's projection."""
+
+    @abstractmethod
+    def missing(self, pa_: Any, pb: Any) -> int:
+        """Number of A's distinct fingerprints absent from B's projection (exact anti-join on fingerprints)."""
+
+    @abstractmethod
+    def mapping(self, pa_: Any, pb: Any) -> np.ndarray:
+        """For every row of A in order, the first row of B with the same fingerprint (-1 when none)."""
+
+    @abstractmethod
+    def rows_with_fingerprint(self, p: Any, fp: int) -> np.ndarray:
+        """All rows of a projection whose fingerprint is `fp` (used to resolve hash collisions)."""
+
+    def num_rows(self, p: Any) -> int:
+        return int(p.rows)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass

@@ -1,0 +1,106 @@
+"""R2D2 step 3 on one machine (the embedded engine).
+
+Per-column value hashes of a table are computed in one streamed pass over its Parquet row groups (or CSV) and
+cached; a projection's row fingerprints fold the cached column hashes, and its sorted distinct fingerprints with the
+first row of each are cached too. The anti-join of A against B is a sorted search of A's distinct fingerprints in
+B's, done with Polars' semi/anti joins on the fingerprint column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from dedup.containment.engines.base import LRU, ContentEngine
+from dedup.containment.kernels import canonical, column_hash, fold_fingerprints
+from dedup.containment.tables import iter_column_batches
+
+
+@dataclass
+class Projection:
+    table: int
+    keys: tuple[str, ...]
+    rows: int
+    fps: np.ndarray  # uint64 per row
+    uniq: np.ndarray  # sorted distinct fingerprints
+    first: np.ndarray  # first row of each distinct fingerprint
+
+    @property
+    def nbytes(self) -> int:
+        return self.fps.nbytes + self.uniq.nbytes + self.first.nbytes
+
+
+class PolarsEngine(ContentEngine):
+    name = "polars"
+
+    def __init__(self, refs, schemas, cache_bytes: int) -> None:
+        super().__init__(refs, schemas, cache_bytes)
+        self.columns = LRU(cache_bytes // 2)
+        self.projections = LRU(cache_bytes // 2)
+        self.uniq_columns = LRU(cache_bytes // 8)
+
+    def column_hashes(self, t: int) -> list[np.ndarray]:
+        got = self.columns.get(t)
+        if got is not None:
+            return got
+        s = self.schemas[t]
+        parts: list[list[np.ndarray]] = [[] for _ in s.columns]
+        for batch in iter_column_batches(self.refs[t], [c.position for c in s.columns]):
+            for i, c in enumerate(s.columns):
+                parts[i].append(column_hash(canonical(batch.column(i), c.klass)))
+        hashes = [np.concatenate(p) if p else np.zeros(0, dtype=np.uint64) for p in parts]
+        self.columns.put(t, hashes, sum(h.nbytes for h in hashes))
+        return hashes
+
+    def projection(self, t: int, keys: tuple[str, ...]) -> Projection:
+        got = self.projections.get((t, keys))
+        if got is not None:
+            return got
+        s = self.schemas[t]
+        hashes = self.column_hashes(t)
+        n = len(hashes[0]) if hashes else 0
+        fps = fold_fingerprints([hashes[s.by_key[k].position] for k in keys], n)
+        uniq, first = np.unique(fps, return_index=True)
+        p = Projection(t, keys, n, fps, uniq, first.astype(np.int64))
+        self.projections.put((t, keys), p, p.nbytes)
+        return p
+
+    def _uniq_column(self, t: int, key: str) -> np.ndarray:
+        got = self.uniq_columns.get((t, key))
+        if got is None:
+            got = np.unique(self.column_hashes(t)[self.schemas[t].by_key[key].position])
+            self.uniq_columns.put((t, key), got, got.nbytes)
+        return got
+
+    def distinct_signature(self, p: Projection) -> tuple[int, int]:
+        digest = int(np.bitwise_xor.reduce(p.uniq * np.uint64(0x9E3779B97F4A7C15))) if len(p.uniq) else 0
+        return len(p.uniq), digest
+
+    def column_values_missing(self, a: int, b: int, key: str) -> bool:
+        ua, ub = self._uniq_column(a, key), self._uniq_column(b, key)
+        return not bool(np.isin(ua, ub, assume_unique=True).all())
+
+    def _contains(self, uniq: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if len(uniq) == 0:
+            return np.zeros(len(values), dtype=bool)
+        pos = np.minimum(np.searchsorted(uniq, values), len(uniq) - 1)
+        return uniq[pos] == values
+
+    def sample_missing(self, pa_: Projection, pb: Projection, rows: np.ndarray) -> int:
+        return int((~self._contains(pb.uniq, pa_.fps[rows])).sum())
+
+    def missing(self, pa_: Projection, pb: Projection) -> int:
+        a = pl.DataFrame({"fp": pa_.uniq})
+        b = pl.DataFrame({"fp": pb.uniq})
+        return a.join(b, on="fp", how="anti").height
+
+    def mapping(self, pa_: Projection, pb: Projection) -> np.ndarray:
+        if len(pb.uniq) == 0:
+            return np.full(pa_.rows, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(pb.uniq, pa_.fps), len(pb.uniq) - 1)
+        return np.where(pb.uniq[pos] == pa_.fps, pb.first[pos], -1).astype(np.int64)
+
+    def rows_with_fingerprint(self, p: Projection, fp: int) -> np.ndarray:
+        return np.flatnonzero(p.fps == np.uint64(fp)).astype(np.int64)

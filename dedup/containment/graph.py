@@ -1,0 +1,157 @@
+"""R2D2 steps 1-3 end to end: from table references to the verified containment graph.
+
+`find_containment` reads every table's schema and statistics (problems are recorded and the table skipped), builds
+the schema containment graph (step 1), prunes it with min-max statistics (step 2) and decides the rest by content
+(step 3), recording per step how many pairs it considered and pruned and how long it took.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from dedup.containment.config import ContainConfig
+from dedup.containment.content import ContentCheck, Edge, evidence_json
+from dedup.containment.schema import TableSchema, column_infos, schema_graph
+from dedup.containment.stats import TableStats, prune_reason, table_stats
+from dedup.containment.tables import TableRef, read_schema
+
+CONTAINMENT_SCHEMA = pa.schema(
+    [
+        ("contained", pa.string()),
+        ("container", pa.string()),
+        ("columns", pa.list_(pa.string())),
+        ("method", pa.string()),
+        ("evidence", pa.string()),
+        ("contained_rows", pa.int64()),
+        ("container_rows", pa.int64()),
+    ]
+)
+
+
+@dataclass
+class ContainmentResult:
+    refs: list[TableRef]
+    schemas: list[TableSchema]
+    stats: list[TableStats]
+    edges: list[Edge]
+    representative: dict[int, int]
+    problems: list[dict] = field(default_factory=list)
+    steps: dict[str, Any] = field(default_factory=dict)
+
+    def index(self) -> dict[str, int]:
+        return {r.name: i for i, r in enumerate(self.refs)}
+
+    def table(self) -> pa.Table:
+        rows = []
+        for e in sorted(self.edges, key=lambda e: (self.refs[e.contained].name, self.refs[e.container].name)):
+            rows.append(
+                {
+                    "contained": self.refs[e.contained].name,
+                    "container": self.refs[e.container].name,
+                    "columns": [c.name for c in self.schemas[e.contained].columns],
+                    "method": e.method,
+                    "evidence": evidence_json(e.evidence),
+                    "contained_rows": self.stats[e.contained].rows,
+                    "container_rows": self.stats[e.container].rows,
+                }
+            )
+        return pa.Table.from_pylist(rows, schema=CONTAINMENT_SCHEMA)
+
+
+def make_engine(name: str, refs, schemas, config: ContainConfig, spark: Any = None):
+    if name == "polars":
+        from dedup.containment.engines.polars import PolarsEngine
+
+        return PolarsEngine(refs, schemas, config.cache_bytes)
+    if name == "spark":
+        from dedup.containment.engines.spark import SparkEngine
+
+        if spark is None:
+            raise ValueError("the spark engine needs a SparkSession")
+        return SparkEngine(refs, schemas, config.cache_bytes, spark)
+    raise ValueError(f"unknown engine {name!r} (polars or spark)")
+
+
+def find_containment(
+    refs: list[TableRef],
+    config: ContainConfig | None = None,
+    *,
+    spark: Any = None,
+    cache_dir: str | None = None,
+    problems: list[dict] | None = None,
+) -> ContainmentResult:
+    """Every exact containment A <= B among the tables (see the package docstring for the definition)."""
+    config = config or ContainConfig()
+    problems = list(problems or [])
+    t0 = time.perf_counter()
+    good: list[TableRef] = []
+    schemas: list[TableSchema] = []
+    tstats: list[TableStats] = []
+    for ref in sorted(refs, key=lambda r: r.name):
+        try:
+            sch = read_schema(ref)
+            ts = TableSchema(len(good), ref.name, sch, column_infos(sch, config.case_insensitive))
+            st = table_stats(ref, ts, cache_dir)
+        except Exception as exc:  # any unreadable table is reported and skipped
+            problems.append(
+                {"table": ref.name, "path": ref.location, "error": f"{type(exc).__name__}: {exc}"}
+            )
+            continue
+        good.append(ref)
+        schemas.append(ts)
+        tstats.append(st)
+    t1 = time.perf_counter()
+
+    pairs, s1 = schema_graph(schemas)
+    t2 = time.perf_counter()
+
+    survivors = []
+    prune_counts: dict[str, int] = {}
+    for a, b in pairs:
+        why = prune_reason(schemas[a], tstats[a], schemas[b], tstats[b])
+        if why is None:
+            survivors.append((a, b))
+        else:
+            kind = why.split(":")[0]
+            prune_counts[kind] = prune_counts.get(kind, 0) + 1
+    t3 = time.perf_counter()
+
+    engine = make_engine(config.engine, good, schemas, config, spark)
+    try:
+        check = ContentCheck(good, schemas, [s.rows for s in tstats], engine, config.sample_rows, config.seed)
+        edges, rep, t_content = check.run(survivors)
+    finally:
+        engine.close()
+    t4 = time.perf_counter()
+
+    steps = {
+        "tables": len(good),
+        "tables_skipped": len(problems),
+        "read_metadata": {"seconds": t1 - t0},
+        "schema_graph": {
+            **s1,
+            "pruned": s1["all_pairs"] - len(pairs),
+            "kept": len(pairs),
+            "seconds": t2 - t1,
+        },
+        "minmax_prune": {
+            "considered": len(pairs),
+            "pruned": len(pairs) - len(survivors),
+            "kept": len(survivors),
+            "pruned_by": prune_counts,
+            "seconds": t3 - t2,
+        },
+        "content_check": {
+            "considered": len(survivors),
+            "engine": config.engine,
+            **{k: (int(v) if isinstance(v, int | bool) else v) for k, v in sorted(check.stats.items())},
+            "pruned": len(survivors) - sum(1 for e in edges if (e.contained, e.container) in set(survivors)),
+            **t_content,
+            "seconds": t4 - t3,
+        },
+    }
+    return ContainmentResult(good, schemas, tstats, edges, rep, problems, steps)

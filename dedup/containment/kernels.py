@@ -1,0 +1,231 @@
+"""R2D2 step 3 kernels: normalised values and 64-bit row fingerprints (shared by the Polars and Spark engines).
+
+Values are normalised before hashing so that containment compares values, not encodings: integers and floats by
+numeric value (1 == 1.0; an integral float becomes the integer), booleans as themselves, strings and string
+categoricals as exact text, dates and timestamps as the instant (seconds and nanoseconds since the epoch, UTC),
+binary as bytes, decimals by value, and NULL or NaN as one NULL. A column becomes a `Canon` (validity plus either
+integer words or byte strings); a column's hash is a 64-bit function of its Canon, and a row fingerprint folds the
+column hashes in a fixed column order. Fingerprints are only a filter: a match is confirmed by comparing the Canons
+themselves (`canon_equal`), so hash collisions can never produce a false containment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pt
+
+from dedup.containment.schema import BIN, BOOL, DEC, NULL, NUM, STR, TIME
+
+NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
+_TWO63 = 2.0**63
+
+
+@dataclass
+class Canon:
+    """A normalised column: `valid` (False = NULL), and either `words` (int64, rows x k) or `blobs` (bytes)."""
+
+    valid: np.ndarray
+    words: np.ndarray | None = None
+    blobs: pa.Array | None = None
+
+    def take(self, idx: np.ndarray) -> Canon:
+        words = None if self.words is None else self.words[idx]
+        blobs = None if self.blobs is None else self.blobs.take(pa.array(idx, type=pa.int64()))
+        return Canon(self.valid[idx], words, blobs)
+
+
+def _valid_mask(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.ones(len(arr), dtype=bool)
+    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _as_blobs(arr: pa.Array) -> pa.Array:
+    t = arr.type
+    if pt.is_string_view(t):
+        arr = arr.cast(pa.large_string())
+    elif pt.is_binary_view(t) or pt.is_fixed_size_binary(t):
+        arr = arr.cast(pa.large_binary())
+    return arr.cast(pa.large_binary())
+
+
+def _python_blobs(arr: pa.Array, fn) -> pa.Array:
+    return pa.array([None if v is None else fn(v) for v in arr.to_pylist()], type=pa.large_binary())
+
+
+def _decimal_text(v: Decimal) -> bytes:
+    n = v.normalize()
+    return (format(n, "f") if n == n.to_integral_value() else str(n)).encode()
+
+
+def canonical(arr: pa.Array | pa.ChunkedArray, klass: str) -> Canon:
+    """Normalise one column of a batch for class `klass` (see the module docstring)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pt.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    n = len(arr)
+    t = arr.type
+    if klass == NULL or pt.is_null(t):
+        return Canon(np.zeros(n, dtype=bool), words=np.zeros((n, 1), dtype=np.int64))
+    valid = _valid_mask(arr)
+    if klass == NUM:
+        words = np.zeros((n, 2), dtype=np.int64)
+        if pt.is_floating(t):
+            x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            x = np.where(valid, x, 0.0)
+            nan = np.isnan(x)
+            valid = valid & ~nan
+            x = np.where(nan, 0.0, x)
+            integral = (np.floor(x) == x) & (x >= -_TWO63) & (x < _TWO63)
+            words[:, 0] = np.where(integral, 0, 1)
+            as_int = np.where(integral, x, 0.0).astype(np.int64)
+            as_bits = np.where(integral, 0.0, x).view(np.int64)
+            words[:, 1] = np.where(integral, as_int, as_bits)
+        elif pt.is_unsigned_integer(t) and t.bit_width == 64:
+            x = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
+            big = x >= np.uint64(1 << 63)
+            words[:, 0] = np.where(big, 2, 0)
+            words[:, 1] = x.view(np.int64)
+        else:
+            words[:, 1] = arr.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        words[~valid] = 0
+        return Canon(valid, words=words)
+    if klass == BOOL:
+        w = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64)
+        return Canon(valid, words=w.reshape(n, 1))
+    if klass == TIME:
+        words = np.zeros((n, 2), dtype=np.int64)
+        if pt.is_date32(t):
+            v = arr.fill_null(0).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+            sec, sub = v * 86400, np.zeros(n, dtype=np.int64)
+        else:
+            if pt.is_date64(t):
+                per = 1000
+                v = arr.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            else:
+                per = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[t.unit]
+                v = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+            sec = np.floor_divide(v, per)
+            sub = (v - sec * per) * (1_000_000_000 // per)
+        words[:, 0] = sec
+        words[:, 1] = sub
+        words[~valid] = 0
+        return Canon(valid, words=words)
+    if klass in (STR, BIN):
+        return Canon(valid, blobs=_as_blobs(arr))
+    if klass == DEC:
+        return Canon(valid, blobs=_python_blobs(arr, _decimal_text))
+    return Canon(valid, blobs=_python_blobs(arr, lambda v: repr(v).encode()))
+
+
+@numba.njit(cache=True)
+def _mix(x):
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+@numba.njit(cache=True)
+def _hash_words(words, valid, seed, null_hash):
+    n, k = words.shape
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        if not valid[i]:
+            out[i] = null_hash
+            continue
+        h = seed
+        for j in range(k):
+            h = _mix(h ^ np.uint64(words[i, j]) + np.uint64(0x632BE59BD9B4E019) * np.uint64(j + 1))
+        out[i] = h
+    return out
+
+
+@numba.njit(cache=True)
+def _hash_bytes(offsets, data, valid, seed, null_hash):
+    n = offsets.shape[0] - 1
+    out = np.empty(n, dtype=np.uint64)
+    m = np.uint64(0x9FB21C651E98DF25)
+    for i in range(n):
+        if not valid[i]:
+            out[i] = null_hash
+            continue
+        start = offsets[i]
+        end = offsets[i + 1]
+        h = seed ^ (np.uint64(end - start) * m)
+        p = start
+        while p + 8 <= end:
+            w = np.uint64(0)
+            for b in range(8):
+                w |= np.uint64(data[p + b]) << np.uint64(8 * b)
+            h = _mix(h ^ w) * m
+            p += 8
+        w = np.uint64(0)
+        b = 0
+        while p < end:
+            w |= np.uint64(data[p]) << np.uint64(8 * b)
+            p += 1
+            b += 1
+        out[i] = _mix(h ^ w ^ np.uint64(0xD6E8FEB86659FD93))
+    return out
+
+
+@numba.njit(cache=True)
+def _fold(acc, col):
+    out = np.empty(acc.shape[0], dtype=np.uint64)
+    for i in range(acc.shape[0]):
+        out[i] = _mix(acc[i] * np.uint64(0xC2B2AE3D27D4EB4F) + col[i])
+    return out
+
+
+def _blob_buffers(blobs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    bufs = blobs.buffers()
+    n, off = len(blobs), blobs.offset
+    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=off + n + 1)[off:]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
+def column_hash(canon: Canon, seed: int = 0x5EED) -> np.ndarray:
+    """64-bit hash of every value of a normalised column (NULL -> NULL_HASH whatever the class)."""
+    s = np.uint64(seed)
+    if canon.words is not None:
+        return _hash_words(np.ascontiguousarray(canon.words), canon.valid, s, NULL_HASH)
+    offsets, data = _blob_buffers(canon.blobs)
+    return _hash_bytes(offsets, data, canon.valid, s, NULL_HASH)
+
+
+def fold_fingerprints(column_hashes: list[np.ndarray], n_rows: int) -> np.ndarray:
+    """Row fingerprints: the column hashes folded in the given (sorted column key) order."""
+    acc = np.full(n_rows, np.uint64(0x243F6A8885A308D3), dtype=np.uint64)
+    for h in column_hashes:
+        acc = _fold(acc, h)
+    return acc
+
+
+def batch_fingerprints(batch: pa.RecordBatch | pa.Table, klasses: list[str]) -> np.ndarray:
+    """Fingerprints of every row of a batch whose columns are already in fingerprint order."""
+    hashes = [column_hash(canonical(batch.column(i), k)) for i, k in enumerate(klasses)]
+    return fold_fingerprints(hashes, batch.num_rows)
+
+
+def canon_equal(a: Canon, b: Canon) -> np.ndarray:
+    """Row-wise equality of two normalised columns of the same length (NULL equals NULL)."""
+    both_null = ~a.valid & ~b.valid
+    both = a.valid & b.valid
+    if a.words is not None and b.words is not None and a.words.shape[1] == b.words.shape[1]:
+        same = np.all(a.words == b.words, axis=1)
+    elif a.blobs is not None and b.blobs is not None:
+        same = pc.fill_null(pc.equal(a.blobs, b.blobs), False).to_numpy(zero_copy_only=False)
+    else:  # one side is the all-NULL class: only NULLs match
+        same = np.zeros(len(a.valid), dtype=bool)
+    return both_null | (both & same)

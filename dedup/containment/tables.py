@@ -1,0 +1,111 @@
+"""Table references and readers for R2D2 (paper step 0: the lake's tables as the algorithm sees them).
+
+A `TableRef` names one table of the lake (its path relative to the lake root without the extension), the files
+that hold it, its format and its size in bytes. Lake discovery lives outside the algorithm package and hands these
+references in; everything here reads with pyarrow only, so both engines see exactly the same rows in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One table of the lake: `name` (relative path without extension), its files, format and total bytes."""
+
+    name: str
+    paths: tuple[str, ...]
+    format: str  # "parquet" or "csv"
+    bytes: int
+    location: str = field(default="", compare=False)  # the file or folder as found in the lake
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "paths": list(self.paths),
+            "format": self.format,
+            "bytes": self.bytes,
+            "location": self.location,
+        }
+
+    @staticmethod
+    def from_dict(d: dict) -> TableRef:
+        return TableRef(d["name"], tuple(d["paths"]), d["format"], int(d["bytes"]), d.get("location", ""))
+
+
+def table_from_paths(name: str, paths: Sequence[str], fmt: str, location: str = "") -> TableRef:
+    """Build a TableRef, measuring the size of its files."""
+    paths = tuple(sorted(str(p) for p in paths))
+    return TableRef(
+        name, paths, fmt, sum(os.path.getsize(p) for p in paths), location or (paths[0] if paths else "")
+    )
+
+
+def read_schema(ref: TableRef) -> pa.Schema:
+    """The Arrow schema of a table (footer only for Parquet; CSV is read whole since its types are inferred)."""
+    if ref.format == "parquet":
+        schemas = [pq.read_schema(p) for p in ref.paths]
+        first = schemas[0]
+        for p, s in zip(ref.paths[1:], schemas[1:], strict=True):
+            if not s.equals(first, check_metadata=False):
+                raise ValueError(f"{p}: schema differs from {ref.paths[0]} in the same table")
+        return first
+    return read_table(ref).schema
+
+
+def read_table(ref: TableRef, columns: Sequence[int] | None = None) -> pa.Table:
+    """Read a whole table (optionally only the columns at the given positions), rows in lake order."""
+    if ref.format == "parquet":
+        parts = [pq.read_table(p, use_pandas_metadata=False) for p in ref.paths]
+        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    elif ref.format == "csv":
+        table = pacsv.read_csv(ref.paths[0])
+    else:
+        raise ValueError(f"{ref.name}: unknown table format {ref.format!r}")
+    if columns is not None:
+        table = table.select(list(columns))
+    return table
+
+
+def iter_column_batches(
+    ref: TableRef, columns: Sequence[int], batch_rows: int = 262_144
+) -> Iterator[pa.RecordBatch]:
+    """Stream the columns at the given positions in row order, reading only those columns of Parquet files."""
+    columns = list(columns)
+    if ref.format == "parquet":
+        for p in ref.paths:
+            pf = pq.ParquetFile(p)
+            names = pf.schema_arrow.names
+            if len(set(names)) == len(names):
+                wanted = [names[i] for i in columns]
+                if not wanted:
+                    n = pf.metadata.num_rows
+                    for start in range(0, n, batch_rows):
+                        yield _empty_batch(min(batch_rows, n - start))
+                    continue
+                for batch in pf.iter_batches(
+                    batch_size=batch_rows, columns=wanted, use_pandas_metadata=False
+                ):
+                    # iter_batches returns the requested columns in file order; put them in the asked order
+                    yield pa.RecordBatch.from_arrays(
+                        [batch.column(batch.schema.get_field_index(w)) for w in wanted],
+                        schema=pa.schema([pf.schema_arrow.field(i) for i in columns]),
+                    )
+            else:  # duplicate column names: read whole row groups and select by position
+                for g in range(pf.num_row_groups):
+                    t = pf.read_row_group(g).select(columns)
+                    yield from t.to_batches(max_chunksize=batch_rows)
+    else:
+        t = read_table(ref, columns)
+        yield from t.to_batches(max_chunksize=batch_rows)
+
+
+def _empty_batch(n: int) -> pa.RecordBatch:
+    return pa.RecordBatch.from_struct_array(pa.array([{}] * n, type=pa.struct([])))
