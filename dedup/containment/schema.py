@@ -43,7 +43,7 @@ def type_class(t: pa.DataType) -> str:
 
 def comparable(a: str, b: str) -> bool:
     """Whether a column of class `a` can be contained in a column of class `b`."""
-    return a == b or a == NULL or b == NULL
+    return a in (b, NULL) or b == NULL
 
 
 @dataclass(frozen=True)
