@@ -68,15 +68,25 @@ def discover(lake: str | os.PathLike[str]) -> list[TableRef]:
     return sorted(refs, key=lambda r: r.name)
 
 
-def read_arrow(ref: TableRef) -> pa.Table:
-    """The table as Arrow, read the plain way (no statistics, no pruning)."""
+def read_arrow(ref: TableRef, columns: list[str] | None = None) -> pa.Table:
+    """The table as Arrow (only ``columns`` where given), read the plain way: no statistics, no pruning."""
     if ref.fmt == "csv":
-        return read_csv(ref.paths[0]).to_arrow()
+        frame = read_csv(ref.paths[0])
+        return (frame.select(columns) if columns is not None else frame).to_arrow()
     if ref.fmt == "parquet_dir":
-        tables = [pq.read_table(p) for p in ref.paths]
         schema = pq.read_schema(ref.paths[0])
-        return pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()
-    return pq.read_table(ref.paths[0])
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        tables = [pq.read_table(p, columns=columns).cast(schema) for p in ref.paths]
+        return pa.concat_tables(tables) if tables else schema.empty_table()
+    return pq.read_table(ref.paths[0], columns=columns)
+
+
+def read_schema(ref: TableRef) -> pa.Schema:
+    """A table's Arrow schema: the footer for Parquet; CSV is read whole since its types are inferred."""
+    if ref.fmt == "csv":
+        return read_csv(ref.paths[0]).to_arrow().schema
+    return pq.read_schema(ref.paths[0])
 
 
 def read_csv(path: str) -> pl.DataFrame:
@@ -150,29 +160,52 @@ def normalise(frame: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass
 class Loaded:
-    """A table's schema classes and its distinct normalised rows."""
+    """A table's schema classes (by matching key), the original column names, and its distinct normalised rows."""
 
     ref: TableRef
     classes: dict[str, str]
     rows: pl.DataFrame
+    original: dict[str, str] = field(default_factory=dict)  # matching key -> column name in the file
     error: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
-def load(ref: TableRef, case_insensitive: bool = False) -> Loaded:
-    """Read and normalise one table. A table that cannot be read gets ``error`` and takes part in no pair."""
+def keys_of(names: list[str], case_insensitive: bool) -> list[str]:
+    return [n.lower() for n in names] if case_insensitive else list(names)
+
+
+def load_schema(ref: TableRef, case_insensitive: bool = False) -> Loaded:
+    """Only a table's column classes (no rows). A table that cannot be read gets ``error``."""
     try:
-        table = read_arrow(ref)
+        schema = read_schema(ref)
+    except Exception as exc:  # noqa: BLE001 - unreadable tables are reported, not fatal
+        return Loaded(ref, {}, pl.DataFrame(), error=f"{type(exc).__name__}: {exc}")
+    keys = keys_of(schema.names, case_insensitive)
+    if len(set(keys)) != len(keys):
+        return Loaded(ref, {}, pl.DataFrame(), error="duplicate column names")
+    classes = {k: type_class(f.type) for k, f in zip(keys, schema, strict=True)}
+    return Loaded(ref, classes, pl.DataFrame(), dict(zip(keys, schema.names, strict=True)))
+
+
+def load(
+    ref: TableRef,
+    case_insensitive: bool = False,
+    keys: list[str] | None = None,
+    original: dict[str, str] | None = None,
+) -> Loaded:
+    """Read and normalise one table (only the columns matched by ``keys`` where given)."""
+    try:
+        columns = [original[k] for k in keys] if keys is not None and original is not None else None
+        table = read_arrow(ref, columns)
     except Exception as exc:  # noqa: BLE001 - unreadable tables are reported, not fatal
         return Loaded(ref, {}, pl.DataFrame(), error=f"{type(exc).__name__}: {exc}")
     names = table.column_names
-    keys = [n.lower() for n in names] if case_insensitive else list(names)
-    if len(set(keys)) != len(keys):
+    k = keys_of(names, case_insensitive)
+    if len(set(k)) != len(k):
         return Loaded(ref, {}, pl.DataFrame(), error="duplicate column names")
-    classes = {k: type_class(f.type) for k, f in zip(keys, table.schema, strict=True)}
-    frame = pl.from_arrow(table.rename_columns(keys))
+    classes = {key: type_class(f.type) for key, f in zip(k, table.schema, strict=True)}
+    frame = pl.from_arrow(table.rename_columns(k))
     assert isinstance(frame, pl.DataFrame)
-    return Loaded(ref, classes, normalise(frame))
+    return Loaded(ref, classes, normalise(frame), dict(zip(k, names, strict=True)))
 
 
 def schema_contained(a: dict[str, str], b: dict[str, str]) -> bool:
@@ -233,34 +266,52 @@ def brute_force(
     lake: str | os.PathLike[str],
     *,
     case_insensitive: bool = False,
+    cached: bool = False,
     cache_bytes: int = 3 << 30,
     progress: bool = False,
 ) -> tuple[pa.Table, dict]:
-    """All ordered pairs (contained, container) of distinct tables of ``lake``, and counters and timings."""
+    """All ordered pairs (contained, container) of distinct tables of ``lake``, and counters and timings.
+
+    Default (literal pairwise) mode: for each schema-compatible pair, read A whole and B's columns that A has from
+    disk, normalise both and anti-join; nothing is kept between pairs. ``cached=True``: every table is read and
+    normalised once and kept in memory (least recently used dropped beyond ``cache_bytes``), so each pair costs
+    only the projection of B and the anti-join.
+    """
     t0 = time.perf_counter()
     refs = {r.name: r for r in discover(lake)}
     names = sorted(refs)
-    # schemas: one pass that reads every table's schema the plain way (the whole table, then its normalised rows)
     cache = _Cache(refs, case_insensitive, cache_bytes)
-    schemas: dict[str, dict[str, str]] = {}
+    schemas: dict[str, Loaded] = {}
     errors: dict[str, str] = {}
     for n in names:
-        loaded = cache.get(n)
+        loaded = cache.get(n) if cached else load_schema(refs[n], case_insensitive)
         if loaded.error:
             errors[n] = loaded.error
         else:
-            schemas[n] = loaded.classes
+            schemas[n] = loaded
     t_load = time.perf_counter() - t0
     ok = [n for n in names if n in schemas]
-    candidates = [(a, b) for a in ok for b in ok if a != b and schema_contained(schemas[a], schemas[b])]
+    candidates = [
+        (a, b) for a in ok for b in ok if a != b and schema_contained(schemas[a].classes, schemas[b].classes)
+    ]
     t_schema = time.perf_counter() - t0 - t_load
     rows: list[tuple[str, str, str]] = []
+    loads = 0
     for i, (a, b) in enumerate(candidates):
-        la, lb = cache.get(a), cache.get(b)
-        cols = list(la.classes)
-        if rows_contained(la.rows, lb.rows, cols):
-            rows.append((a, b, json.dumps(cols)))
-        if progress and i % 5000 == 0:
+        keys = list(schemas[a].classes)
+        if cached:
+            ra, rb = cache.get(a).rows, cache.get(b).rows
+        else:
+            la = load(refs[a], case_insensitive)
+            lb = load(refs[b], case_insensitive, keys, schemas[b].original)
+            loads += 2
+            if la.error or lb.error:
+                errors[a if la.error else b] = str(la.error or lb.error)
+                continue
+            ra, rb = la.rows, lb.rows
+        if rows_contained(ra, rb, keys):
+            rows.append((a, b, json.dumps([schemas[a].original[k] for k in keys])))
+        if progress and i % 2000 == 0:
             print(f"  brute force: {i}/{len(candidates)} pairs", file=sys.stderr, flush=True)
     t_total = time.perf_counter() - t0
     result = pa.table(
@@ -271,15 +322,16 @@ def brute_force(
         }
     )
     stats = {
+        "mode": "cached" if cached else "pairwise",
         "tables": len(names),
         "unreadable": errors,
         "ordered_pairs": len(ok) * (len(ok) - 1),
         "schema_candidates": len(candidates),
         "contained_pairs": len(rows),
-        "table_loads": cache.loads,
+        "table_loads": cache.loads if cached else loads,
         "seconds": {
-            "load": t_load,
-            "schema": t_schema,
+            "schemas": t_load,
+            "pairs": t_schema,
             "content": t_total - t_load - t_schema,
             "total": t_total,
         },
@@ -294,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="Parquet file for the (contained, container) pairs")
     parser.add_argument("--json", help="write counters and timings here")
     parser.add_argument("--case-insensitive", action="store_true")
+    parser.add_argument("--cached", action="store_true", help="read each table once and keep it in memory")
     parser.add_argument("--cache-gb", type=float, default=3.0)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
@@ -303,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     result, stats = brute_force(
         args.lake,
         case_insensitive=args.case_insensitive,
+        cached=args.cached,
         cache_bytes=int(args.cache_gb * (1 << 30)),
         progress=args.progress,
     )

@@ -567,6 +567,20 @@ def write_table(spec: Spec, lake: Path) -> tuple[str, int]:
 # the lake
 
 
+def _suits(kind: str, table: pa.Table) -> bool:
+    """Whether a base has what a derivation kind needs (cheap schema checks; ``Deriver.make`` checks the rest)."""
+    types = [f.type for f in table.schema]
+    if kind == "timestamp_variant":
+        return any(pa.types.is_timestamp(t) for t in types)
+    if kind == "nan_copy":
+        return any(pa.types.is_floating(t) and table.column(i).null_count > 0 for i, t in enumerate(types))
+    if kind == "dictionary_variant":
+        return any(pa.types.is_string(t) for t in types)
+    if kind in ("int_as_float", "int_as_string"):
+        return any(pa.types.is_integer(t) for t in types)
+    return True
+
+
 def _pick_real(n_real: int, max_cells: int, rng: np.random.Generator) -> Iterator[tuple[str, pa.Table]]:
     sources = real_sources()
     order = rng.permutation(len(sources))
@@ -620,7 +634,9 @@ def build_lake(
     while len(specs) < tables and attempts < tables * 50:
         attempts += 1
         kind = str(rng.choice(kinds, p=weights))
-        pool = specs if rng.random() < 0.15 else reals
+        pool = [s for s in (specs if rng.random() < 0.15 else reals) if _suits(kind, s.table)]
+        if not pool:
+            continue
         base = pool[int(rng.integers(0, len(pool)))]
         name = f"derived/{kind}/{base.name.split('/', 1)[1].replace('/', '_')}__{k:05d}"
         spec = deriver.make(kind, base, name, specs)
