@@ -193,18 +193,18 @@ def config_show(config: ConfigOpt = None) -> None:
     """Print the effective configuration of every stage (defaults < TOML < environment) as TOML."""
     from pipelines.config import effective_config
 
+    lines = []
     for stage, values in effective_config(config).items():
-        out.print(f"[bold][{stage}][/bold]", highlight=False)
+        lines.append(f"[{stage}]")
         for key, value in values.items():
-            out.print(f"{key} = {_toml_value(value)}", highlight=False, markup=False)
-        out.print()
+            lines.append(f"# {key} = (unset)" if value is None else f"{key} = {_toml_value(value)}")
+        lines.append("")
+    typer.echo("\n".join(lines))
 
 
 def _toml_value(value: object) -> str:
     import json
 
-    if value is None:
-        return '"" # unset'
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value)
@@ -219,17 +219,16 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except (InputError, ConfigError, EngineError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors from typer's click carry their own message and exit code (2).
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -10,9 +10,7 @@ from pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
 ASSETS = [*raw.ASSETS]
 CHECKS = [*raw.CHECKS]
 
-ingest_job = dg.define_asset_job(
-    "ingest_job", selection=dg.AssetSelection.groups("raw"), partitions_def=SOURCES_PARTITIONS
-)
+ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("raw"))
 curate_job = dg.define_asset_job(
     "curate_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("raw")
 )

@@ -579,12 +579,20 @@ def _replace(fs: fsspec.AbstractFileSystem, tmp: str, target: str) -> None:
 def write_parquet_atomic(table: pa.Table, path: str | os.PathLike[str]) -> None:
     """Write a Parquet file so that readers see the old table or the new one, never half of one.
 
-    Deterministic bytes: same table in, same file out (no timestamps; fixed row-group size and compression).
+    Deterministic bytes: the same rows in, the same file out, however the table was chunked (no timestamps; fixed
+    row-group size and compression).
     """
     fs, target, tmp = _atomic_target(path)
     try:
         with fs.open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd", row_group_size=128 * 1024, write_statistics=True)
+            # One chunk per column: page boundaries then depend on the rows alone, not on how they were batched.
+            pq.write_table(
+                table.combine_chunks(),
+                f,
+                compression="zstd",
+                row_group_size=128 * 1024,
+                write_statistics=True,
+            )
         _replace(fs, tmp, target)
     finally:
         if fs.exists(tmp):
