@@ -61,6 +61,27 @@ def sift_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.argv[0] = 'sift'; main()"]
 
 
+def profiled(cmd: list[str], prof: Path) -> list[str]:
+    """``cmd`` (a Python console script or ``python -m/-c``) run under cProfile, writing ``prof``."""
+    if cmd[0] == sys.executable:
+        if cmd[1] == "-c":
+            return [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pipelines.cli", *cmd[3:]]
+        return [sys.executable, "-m", "cProfile", "-o", str(prof), *cmd[1:]]
+    return [sys.executable, "-m", "cProfile", "-o", str(prof), *cmd]
+
+
+def profile_summary(prof: Path, top: int = 30) -> str:
+    """The top functions of a cProfile dump by cumulative and by own time."""
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    stats = pstats.Stats(str(prof), stream=buf)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
+
+
 def tool_command(tool: str, corpus: Path, out: Path, threshold: float, sift_cmd: list[str]) -> list[str]:
     """The command line of one tool."""
     if tool == "sift":
@@ -261,6 +282,9 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per tool (default 1800)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--profile-sift", action="store_true", help="run sift under cProfile (slower) and print its hot spots"
+    )
     args = parser.parse_args()
     corpus_path = args.corpus.resolve()
     if not corpus_path.exists():
@@ -273,7 +297,16 @@ def main() -> None:
     for tool in tools:
         out = args.outdir / tool
         print(f"running {tool} ...", flush=True)
-        run = run_tool(tool_command(tool, corpus_path, out, args.threshold, sift_cmd), out, args.timeout)
+        cmd = tool_command(tool, corpus_path, out, args.threshold, sift_cmd)
+        prof = args.outdir / f"{tool}.prof"
+        if tool == "sift" and args.profile_sift:
+            cmd = profiled(cmd, prof)
+        run = run_tool(cmd, out, args.timeout)
+        if tool == "sift" and args.profile_sift and prof.exists():
+            summary = profile_summary(prof)
+            prof.with_suffix(".prof.txt").write_text(summary)
+            run["profile"] = str(prof.with_suffix(".prof.txt"))
+            print(summary[:6000])
         run["mb_per_s"] = round(mb / run["wall_s"], 2)
         runs[tool] = run
         status = "ok" if run["returncode"] == 0 else f"FAILED (exit {run['returncode']}, see {run['log']})"
