@@ -1,0 +1,84 @@
+"""R2D2 report: the containment graph (transitive reduction over collapsed identical tables) as a PNG, and a
+markdown summary of the steps, the plan and the skipped inputs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def transitive_reduction(nodes: list[str], edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Edges a->c for which no b gives a->b->c (the graph is a DAG over collapsed nodes)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for a, b in edges:
+        out[a].add(b)
+    keep = set()
+    for a, c in edges:
+        if not any(c in out[b] for b in out[a] if b not in (a, c)):
+            keep.add((a, c))
+    return keep
+
+
+def _levels(nodes: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
+    """Longest path from a source (contained tables low, containers high)."""
+    into: dict[str, list[str]] = defaultdict(list)
+    for a, b in edges:
+        into[b].append(a)
+    level: dict[str, int] = {}
+
+    def depth(n: str, seen: frozenset) -> int:
+        if n in level:
+            return level[n]
+        d = 0
+        for p in into[n]:
+            if p not in seen:
+                d = max(d, depth(p, seen | {n}) + 1)
+        level[n] = d
+        return d
+
+    for n in nodes:
+        depth(n, frozenset())
+    return level
+
+
+def draw_graph(nodes: dict[str, int], edges: set[tuple[str, str]], path: str, title: str = "") -> int:
+    """Draw the reduced containment graph. `nodes` maps a node label to its member count. Returns edges drawn."""
+    reduced = transitive_reduction(list(nodes), edges)
+    shown = sorted({n for e in reduced for n in e}) or sorted(nodes)[:50]
+    level = _levels(shown, reduced)
+    by_level: dict[int, list[str]] = defaultdict(list)
+    for n in shown:
+        by_level[level.get(n, 0)].append(n)
+    pos = {}
+    for lv, ns in by_level.items():
+        for i, n in enumerate(sorted(ns)):
+            pos[n] = ((i + 1) / (len(ns) + 1), lv)
+    height = max(3.0, 1.2 * (max(by_level) + 1 if by_level else 1))
+    width = max(6.0, min(40.0, 0.9 * max((len(v) for v in by_level.values()), default=1)))
+    fig, ax = plt.subplots(figsize=(width, height))
+    for a, b in sorted(reduced):
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        ax.annotate(
+            "", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8}
+        )
+    small = len(shown) > 60
+    for n in shown:
+        x, y = pos[n]
+        label = n if nodes.get(n, 1) == 1 else f"{n} (x{nodes[n]})"
+        ax.plot([x], [y], "o", color="tab:blue", ms=4 if small else 7)
+        if not small or len(shown) <= 300:
+            ax.text(x, y + 0.08, label, ha="center", va="bottom", fontsize=5 if small else 8)
+    ax.set_title(
+        title or "containment graph (arrow: contained -> container; transitive reduction)", fontsize=9
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.5, (max(by_level) if by_level else 0) + 0.7)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return len(reduced)

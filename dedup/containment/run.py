@@ -1,0 +1,351 @@
+"""R2D2 end to end: containment graph, deletion plan with verified recipes, report, and the optional apply step.
+
+`run_contain` writes into the output directory:
+- containment.parquet: contained, container, columns, method, evidence, contained_rows, container_rows
+- deletion_plan.parquet: table, action, reconstruct_from, bytes, access_frequency, storage_cost, rebuild_cost,
+  rebuild_seconds, verified, reason, applied, trash_path
+- recipes.parquet: one exact rebuild recipe per deleted table (see recipes.py)
+- table_statistics.parquet, tables.json, skipped.parquet (inputs that are not readable tables, with the error)
+- stats.json (pairs considered and pruned per step, timings, the solver's objective/bound), report.md and
+  containment_graph.png
+With `apply`, every table planned for deletion is rebuilt from its recipe again and checksummed, and only then moved
+(never erased) to the trash folder; `restore` moves it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import defaultdict
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from dedup.containment.config import ContainConfig
+from dedup.containment.engines.polars import PolarsEngine
+from dedup.containment.graph import ContainmentResult, find_containment
+from dedup.containment.plan import choose_deletions
+from dedup.containment.recipes import RECIPE_SCHEMA, make_recipe, rebuild, table_checksum, verify
+from dedup.containment.report import draw_graph
+from dedup.containment.stats import stats_rows
+from dedup.containment.tables import TableRef
+
+PLAN_SCHEMA = pa.schema(
+    [
+        ("table", pa.string()),
+        ("action", pa.string()),
+        ("reconstruct_from", pa.string()),
+        ("bytes", pa.int64()),
+        ("access_frequency", pa.float64()),
+        ("storage_cost", pa.float64()),
+        ("rebuild_cost", pa.float64()),
+        ("rebuild_seconds", pa.float64()),
+        ("verified", pa.bool_()),
+        ("reason", pa.string()),
+        ("applied", pa.bool_()),
+        ("trash_path", pa.string()),
+    ]
+)
+SKIPPED_SCHEMA = pa.schema([("table", pa.string()), ("path", pa.string()), ("error", pa.string())])
+
+
+def _atomic_parquet(table: pa.Table, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_text(text: str, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_access_log(path: str) -> dict[str, float]:
+    """Accesses per table from a Parquet or CSV table with a `table` column and optionally `count` (or
+    `accesses`); without a count column every row is one access."""
+    t = pq.read_table(path) if path.endswith(".parquet") or os.path.isdir(path) else pacsv.read_csv(path)
+    if "table" not in t.column_names:
+        raise ValueError(f"{path}: the access log needs a 'table' column (has {t.column_names})")
+    names = t.column("table").cast(pa.string()).to_pylist()
+    count_col = next((c for c in ("count", "accesses") if c in t.column_names), None)
+    counts = t.column(count_col).cast(pa.float64()).to_pylist() if count_col else [1.0] * len(names)
+    out: dict[str, float] = defaultdict(float)
+    for n, c in zip(names, counts, strict=True):
+        if n is not None and c is not None:
+            out[n] += float(c)
+    return dict(out)
+
+
+def build_recipes(result: ContainmentResult, plan: dict, config: ContainConfig) -> dict[int, dict]:
+    """A verified-or-failed recipe for every planned deletion (row mapping from the fingerprints)."""
+    engine = PolarsEngine(result.refs, result.schemas, config.cache_bytes)
+    out = {}
+    for t, e in sorted(plan.items()):
+        keys = tuple(sorted(result.schemas[t].keys))
+        mapping = engine.mapping(engine.projection(t, keys), engine.projection(e.container, keys))
+        try:
+            out[t] = make_recipe(
+                result.refs[t],
+                result.schemas[t],
+                result.refs[e.container],
+                result.schemas[e.container],
+                mapping,
+            )
+        except Exception as exc:
+            out[t] = {
+                "table": result.refs[t].name,
+                "verified": False,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+    return out
+
+
+def run_contain(
+    refs: list[TableRef],
+    output_dir: str,
+    config: ContainConfig | None = None,
+    *,
+    spark: Any = None,
+    lake_root: str | None = None,
+    access_log: str | None = None,
+    apply: bool = False,
+    problems: list[dict] | None = None,
+    run_id: str | None = None,
+) -> dict:
+    """Find containment, plan deletions, write every output; optionally apply the plan. Returns stats.json."""
+    config = config or ContainConfig()
+    t0 = time.perf_counter()
+    os.makedirs(output_dir, exist_ok=True)
+    freq_log = read_access_log(access_log) if access_log else None
+    result = find_containment(
+        refs, config, spark=spark, cache_dir=os.path.join(output_dir, "cache", "csv_stats"), problems=problems
+    )
+    names = [r.name for r in result.refs]
+    nbytes = [r.bytes for r in result.refs]
+    if freq_log is None:
+        freq = [config.default_access_frequency] * len(names)
+    else:
+        freq = [freq_log.get(n, 0.0) for n in names]
+    t1 = time.perf_counter()
+    plan, plan_info = choose_deletions(
+        [(e.contained, e.container) for e in result.edges],
+        names,
+        nbytes,
+        freq,
+        storage_cost=config.storage_cost_per_byte,
+        scan_cost=config.scan_cost_per_byte,
+        scan_bps=config.scan_bytes_per_second,
+        max_seconds=config.max_rebuild_seconds,
+        milp_max_edges=config.milp_max_edges,
+        time_limit=config.milp_time_limit_s,
+    )
+    t2 = time.perf_counter()
+    recipes = build_recipes(result, plan, config)
+    t3 = time.perf_counter()
+
+    contained_in: dict[int, list[int]] = defaultdict(list)
+    for e in result.edges:
+        contained_in[e.contained].append(e.container)
+    used_as_container = {e.container for e in plan.values()}
+    rows = []
+    for t, name in enumerate(names):
+        storage = config.storage_cost_per_byte * nbytes[t]
+        e = plan.get(t)
+        rec = recipes.get(t)
+        row = {
+            "table": name,
+            "action": "keep",
+            "reconstruct_from": None,
+            "bytes": nbytes[t],
+            "access_frequency": freq[t],
+            "storage_cost": storage,
+            "rebuild_cost": None,
+            "rebuild_seconds": None,
+            "verified": None,
+            "reason": "",
+            "applied": False,
+            "trash_path": None,
+        }
+        if e is not None and rec is not None and rec.get("verified"):
+            row.update(
+                action="delete",
+                reconstruct_from=names[e.container],
+                rebuild_cost=e.rebuild_cost,
+                rebuild_seconds=e.rebuild_seconds,
+                verified=True,
+                reason=f"saves {e.saving:.6g} per period; recipe verified",
+            )
+        elif e is not None:
+            row.update(verified=False, reason=f"kept: recipe not verified ({(rec or {}).get('error')})")
+        elif t in used_as_container:
+            row["reason"] = "kept: container of a deleted table"
+        elif contained_in.get(t):
+            row["reason"] = "kept: rebuilding costs more than storing, or too slow"
+        else:
+            row["reason"] = "kept: not contained in another table"
+        rows.append(row)
+
+    applied = 0
+    if apply:
+        if lake_root is None:
+            raise ValueError("--apply needs the lake root")
+        run_id = run_id or time.strftime("%Y%m%dT%H%M%S")
+        trash = os.path.join(lake_root, ".sift_trash", run_id)
+        deleting = {r["table"] for r in rows if r["action"] == "delete"}
+        for t, row in enumerate(rows):
+            if row["action"] != "delete":
+                continue
+            rec = dict(recipes[t])
+            if rec["container"] in deleting:  # never move a container (the plan forbids it)
+                row.update(action="keep", reason="kept: its container is itself planned for deletion")
+                continue
+            if not verify(rec)["verified"]:
+                row.update(
+                    action="keep", verified=False, reason=f"kept: re-verification failed ({rec['error']})"
+                )
+                continue
+            src = result.refs[t].location
+            rel = os.path.relpath(src, lake_root)
+            dst = os.path.join(trash, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.move(src, dst)
+            row.update(applied=True, trash_path=dst)
+            applied += 1
+    t4 = time.perf_counter()
+
+    _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
+    _atomic_parquet(
+        pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), os.path.join(output_dir, "deletion_plan.parquet")
+    )
+    recipe_rows = [r for _t, r in sorted(recipes.items()) if "schema" in r]
+    _atomic_parquet(
+        pa.Table.from_pylist(recipe_rows, schema=RECIPE_SCHEMA), os.path.join(output_dir, "recipes.parquet")
+    )
+    srows = [r for i, n in enumerate(names) for r in stats_rows(n, result.schemas[i], result.stats[i])]
+    _atomic_parquet(pa.Table.from_pylist(srows), os.path.join(output_dir, "table_statistics.parquet"))
+    _atomic_parquet(
+        pa.Table.from_pylist(
+            [
+                {"table": p.get("table"), "path": p.get("path"), "error": p.get("error")}
+                for p in result.problems
+            ],
+            schema=SKIPPED_SCHEMA,
+        ),
+        os.path.join(output_dir, "skipped.parquet"),
+    )
+    _atomic_text(
+        json.dumps([r.to_dict() for r in result.refs], indent=1), os.path.join(output_dir, "tables.json")
+    )
+
+    groups: dict[str, int] = defaultdict(int)
+    for r in result.representative.values():
+        groups[names[r]] += 1
+    node_edges = {
+        (names[result.representative[e.contained]], names[result.representative[e.container]])
+        for e in result.edges
+        if result.representative[e.contained] != result.representative[e.container]
+    }
+    drawn = draw_graph(dict(groups), node_edges, os.path.join(output_dir, "containment_graph.png"))
+
+    stats = {
+        **result.steps,
+        "containment_pairs": len(result.edges),
+        "graph": {"nodes": len(groups), "node_edges": len(node_edges), "reduced_edges_drawn": drawn},
+        "plan": plan_info,
+        "recipes": {
+            "built": len(recipes),
+            "verified": sum(1 for r in recipes.values() if r.get("verified")),
+            "seconds": t3 - t2,
+        },
+        "deleted": sum(1 for r in rows if r["action"] == "delete"),
+        "bytes_deletable": int(sum(r["bytes"] for r in rows if r["action"] == "delete")),
+        "bytes_total": int(sum(nbytes)),
+        "applied": applied,
+        "skipped": result.problems,
+        "timings": {
+            "containment_s": t1 - t0,
+            "plan_s": t2 - t1,
+            "recipes_s": t3 - t2,
+            "apply_s": t4 - t3,
+            "total_s": time.perf_counter() - t0,
+        },
+    }
+    _atomic_text(
+        json.dumps(stats, indent=1, default=str, sort_keys=True), os.path.join(output_dir, "stats.json")
+    )
+    _atomic_text(render_report(stats, rows, result), os.path.join(output_dir, "report.md"))
+    return stats
+
+
+def render_report(stats: dict, plan_rows: list[dict], result: ContainmentResult) -> str:
+    s1, s2, s3 = stats["schema_graph"], stats["minmax_prune"], stats["content_check"]
+    lines = [
+        "# Containment report (R2D2)",
+        "",
+        f"{stats['tables']} tables read, {len(result.problems)} inputs skipped; "
+        f"{stats['containment_pairs']} containment pairs.",
+        "",
+        "![containment graph](containment_graph.png)",
+        "",
+        "| step | pairs considered | pruned | kept | seconds |",
+        "|---|---|---|---|---|",
+        f"| 1 schema graph | {s1['all_pairs']} | {s1['pruned']} | {s1['kept']} | {s1['seconds']:.3f} |",
+        f"| 2 min-max | {s2['considered']} | {s2['pruned']} | {s2['kept']} | {s2['seconds']:.3f} |",
+        f"| 3 content | {s3['considered']} | {s3['pruned']} | {s3['considered'] - s3['pruned']} | {s3['seconds']:.3f} |",
+        "",
+        f"Plan ({stats['plan'].get('solver')}): delete {stats['deleted']} tables, "
+        f"{stats['bytes_deletable']} of {stats['bytes_total']} bytes; {stats['applied']} moved to trash.",
+        "",
+    ]
+    deleted = [r for r in plan_rows if r["action"] == "delete"]
+    if deleted:
+        lines += ["| table | rebuilt from | bytes | applied |", "|---|---|---|---|"]
+        lines += [
+            f"| {r['table']} | {r['reconstruct_from']} | {r['bytes']} | {r['applied']} |" for r in deleted
+        ]
+        lines.append("")
+    if result.problems:
+        lines += ["## Skipped inputs", "", "| table | path | error |", "|---|---|---|"]
+        for p in result.problems:
+            err = str(p.get("error", "")).replace("|", "\\|").replace("\n", " ")[:300]
+            lines.append(f"| {p.get('table')} | {p.get('path')} | {err} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def rebuild_table(plan_dir: str, table: str) -> pa.Table:
+    """Rebuild one deleted table from the recipes of a plan directory; raises if the checksum differs."""
+    path = os.path.join(plan_dir, "recipes.parquet")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{plan_dir}: no recipes.parquet (run `sift contain` first)")
+    recipes = pq.read_table(path).to_pylist()
+    match = [r for r in recipes if r["table"] == table]
+    if not match:
+        known = ", ".join(sorted(r["table"] for r in recipes)[:20]) or "none"
+        raise KeyError(f"{table!r} has no recipe in {plan_dir} (tables with recipes: {known})")
+    out = rebuild(match[0])
+    if table_checksum(out) != match[0]["checksum"]:
+        raise ValueError(
+            f"{table}: rebuilt table does not match the original's checksum (container changed?)"
+        )
+    return out
+
+
+def write_table(table: pa.Table, path: str) -> None:
+    """Write a rebuilt table (CSV when the path ends in .csv, else Parquet), atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    if path.endswith(".csv"):
+        pacsv.write_csv(table, tmp)
+    else:
+        pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+__all__ = ["rebuild_table", "read_access_log", "run_contain", "write_table"]
