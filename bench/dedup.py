@@ -176,9 +176,12 @@ class Corpus:
 
 def load_result(out: Path, corpus: Corpus) -> dict:
     """A tool's removals: the kept mask over corpus rows and its (removed row, duplicate_of row) claims."""
-    removed = pq.read_table(out / "removed.parquet", columns=["id", "reason", "duplicate_of"]).to_pylist()
+    removed = pq.read_table(
+        out / "removed.parquet", columns=["id", "reason", "duplicate_of", "similarity"]
+    ).to_pylist()
     kept = np.ones(len(corpus.ids), dtype=bool)
     claims: list[tuple[int, int | None]] = []
+    stated: dict[tuple[int, int], float] = {}
     reasons: dict[str, int] = {}
     for rec in removed:
         row = corpus.row[rec["id"]]
@@ -187,7 +190,9 @@ def load_result(out: Path, corpus: Corpus) -> dict:
         if rec["reason"] != "too_short":
             dup = rec["duplicate_of"]
             claims.append((row, corpus.row.get(dup) if dup is not None else None))
-    return {"kept": kept, "claims": claims, "reasons": reasons}
+            if claims[-1][1] is not None and rec["similarity"] is not None:
+                stated[(row, claims[-1][1])] = rec["similarity"]
+    return {"kept": kept, "claims": claims, "reasons": reasons, "stated": stated}
 
 
 def lsh_pairs(corpus_path: Path, n_docs: int, limit: int, rng: random.Random) -> list[tuple[int, int]]:
@@ -227,15 +232,24 @@ def evaluate(
         claims = res["claims"]
         picked = rng.sample(claims, min(sample, len(claims)))
         correct = judged = 0
+        errors: list[float] = []
         for removed_row, dup_row in picked:
             sim = corpus.similarity(removed_row, dup_row) if dup_row is not None else 0.0
             judged += 1
             correct += sim is not None and sim >= threshold
+            said = res["stated"].get((removed_row, dup_row)) if dup_row is not None else None
+            if said is not None and sim is not None:
+                errors.append(abs(said - sim))
         dup_not_kept = sum(1 for _, d in claims if d is None or not res["kept"][d])
         quality[tool] = {
             "precision": round(correct / judged, 4) if judged else None,
             "precision_sample": judged,
             "removals_whose_duplicate_of_is_not_kept": dup_not_kept,
+            "stated_similarity_abs_error": (
+                {"mean": round(float(np.mean(errors)), 4), "max": round(float(np.max(errors)), 4)}
+                if errors
+                else None
+            ),
         }
     strata: dict[str, list[tuple[int, int]]] = {}
     strata["lsh"] = lsh_pairs(corpus_path, len(corpus.ids), sample, rng)
@@ -346,6 +360,10 @@ def main() -> None:
     for tool, run in runs.items():
         entry = dict(run)
         entry.pop("log_tail", None)
+        for name in ("stats.json", "timings.json"):
+            path = args.outdir / tool / name
+            if path.exists():
+                entry[name.removesuffix(".json")] = json.loads(path.read_text())
         if tool in results:
             entry["removed"] = results[tool]["reasons"]
             entry.update(evaluation["quality"][tool])
@@ -386,6 +404,13 @@ def print_report(report: dict) -> None:
         line += f"{f(t['precision']):>7}{f(t['recall_lsh']):>7}{f(t['recall_near']):>7}"
         line += f"{f(t['recall_claimed']):>8}{f(t['recall_injected']):>7}"
         print(line)
+    for tool, t in report["tools"].items():
+        if t.get("stated_similarity_abs_error"):
+            print(
+                f"{tool}: |stated similarity - exact Jaccard| on the precision sample: {t['stated_similarity_abs_error']}"
+            )
+        if t.get("timings"):
+            print(f"{tool} phase timings: {t['timings']}")
     for peer, ratio in report["sift_throughput_ratio"].items():
         target = " (target >= 3x)" if peer == "rensa" else ""
         print(f"sift throughput / {peer}: {ratio}x{target}")
