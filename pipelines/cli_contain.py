@@ -1,0 +1,130 @@
+"""`sift contain` and `sift rebuild`: R2D2 containment, the lossless deletion plan, and rebuilding deleted tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+out = Console()
+
+
+def contain(
+    lake: Annotated[str, typer.Argument(help="Lake root: a folder of Parquet files/folders and CSV files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder of the run.")],
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="Engine of the content check: polars (default) or spark.")
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option("--spark-master", help="Spark master: local[*], spark://host:7077 or sc://..."),
+    ] = None,
+    case_insensitive: Annotated[
+        bool, typer.Option("--case-insensitive", help="Match column names ignoring case.")
+    ] = False,
+    access_log: Annotated[
+        str | None,
+        typer.Option(
+            "--access-log", help="Parquet/CSV with a `table` column (and optional `count`): accesses."
+        ),
+    ] = None,
+    max_rebuild_seconds: Annotated[
+        float | None,
+        typer.Option("--max-rebuild-seconds", help="Largest allowed rebuild latency of a deleted table."),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Move the verified deletable tables to LAKE/.sift_trash/<run>/.")
+    ] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+) -> None:
+    """Find every table contained in another (schema graph, min-max pruning, content check) and plan deletions.
+
+    Writes OUTPUT/containment.parquet, deletion_plan.parquet, recipes.parquet, table_statistics.parquet,
+    skipped.parquet, stats.json, report.md and containment_graph.png.
+    """
+    from dedup.containment.run import run_contain
+    from pipelines.config import engine_choice, load_config
+    from pipelines.lake import InputError
+    from pipelines.lake_tables import discover_tables
+
+    name, master = engine_choice(engine, spark_master)
+    cfg = load_config(
+        "contain",
+        {
+            "engine": name,
+            "case_insensitive": True if case_insensitive else None,
+            "max_rebuild_seconds": max_rebuild_seconds,
+        },
+        file=config,
+    )
+    if access_log is not None and not os.path.exists(access_log):
+        raise InputError(f"{access_log}: access log not found")
+    refs, problems = discover_tables(lake)
+    spark = None
+    if cfg.engine == "spark":
+        from pipelines.engines import get_spark
+
+        spark = get_spark(master)
+    try:
+        stats = run_contain(
+            refs,
+            str(output),
+            cfg,
+            spark=spark,
+            lake_root=str(Path(lake).resolve()) if apply else str(Path(lake)),
+            access_log=access_log,
+            apply=apply,
+            problems=problems,
+        )
+    except ValueError as exc:
+        if "access log" in str(exc):
+            raise InputError(str(exc)) from exc
+        raise
+    table = Table(
+        title=f"sift contain: {stats['tables']} tables ({len(stats['skipped'])} skipped) -> {output}"
+    )
+    table.add_column("step")
+    table.add_column("considered", justify="right")
+    table.add_column("pruned", justify="right")
+    table.add_column("seconds", justify="right")
+    for key in ("schema_graph", "minmax_prune", "content_check"):
+        s = stats[key]
+        considered = s.get("all_pairs", s.get("considered"))
+        table.add_row(key, str(considered), str(s["pruned"]), f"{s['seconds']:.2f}")
+    out.print(table)
+    out.print(
+        f"{stats['containment_pairs']} containment pairs; plan deletes {stats['deleted']} tables "
+        f"({stats['bytes_deletable']} of {stats['bytes_total']} bytes)"
+        + (f"; {stats['applied']} moved to the trash" if apply else "")
+    )
+
+
+def rebuild(
+    table: Annotated[str, typer.Argument(help="Name of a deleted table (as in deletion_plan.parquet).")],
+    plan: Annotated[Path, typer.Option("--plan", help="Output folder of `sift contain`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet, or .csv).")],
+) -> None:
+    """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
+    from dedup.containment.run import rebuild_table, write_table
+    from pipelines.lake import InputError
+
+    try:
+        rebuilt = rebuild_table(str(plan), table)
+    except (KeyError, FileNotFoundError) as exc:
+        raise InputError(str(exc.args[0] if exc.args else exc)) from exc
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    write_table(rebuilt, str(output))
+    out.print(f"rebuilt {table}: {rebuilt.num_rows} rows, {rebuilt.num_columns} columns -> {output}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `contain` and `rebuild` to the sift app."""
+    app.command("contain")(contain)
+    app.command("rebuild")(rebuild)
