@@ -210,6 +210,11 @@ def _toml_value(value: object) -> str:
     return json.dumps(value)
 
 
+from pipelines.cli_contain import register as register_contain  # noqa: E402
+
+register_contain(app)
+
+
 def main() -> None:
     """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
     from pipelines.config import ConfigError
