@@ -211,8 +211,10 @@ def _toml_value(value: object) -> str:
 
 
 from pipelines.cli_contain import register as register_contain  # noqa: E402
+from pipelines.cli_dedup import register as register_dedup  # noqa: E402
 
 register_contain(app)
+register_dedup(app)
 
 
 def main() -> None:

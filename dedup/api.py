@@ -1,0 +1,83 @@
+"""Python entry point of SlimPajama near-duplicate dedup (SlimPajama-DC section 2), shared by the CLI and assets.
+
+`run(documents, config, output_dir, engine="polars")` streams the documents into a resumable work folder, runs the
+chosen engine's plan, and writes the outputs (dedup/outputs.py). Running it again on the same output folder with
+the same config and input after a crash reuses the finished work and gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from dedup.config import DedupConfig
+from dedup.outputs import finalize
+from dedup.work import WorkDir, spill, write_json_atomic
+
+
+def run(
+    documents: Iterable[Any] | pa.Table | pa.RecordBatch,
+    config: DedupConfig | None = None,
+    output_dir: str | os.PathLike[str] = "dedup_out",
+    *,
+    engine: Literal["polars", "spark"] = "polars",
+    spark: Any = None,
+    input_fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """Deduplicate documents (`id`, `text`, optional `source`, any other columns) and write the outputs.
+
+    `documents`: a Table, a RecordBatch, or an iterable of those or of ingest results (objects with `.documents`
+    and `.quarantine`, as `pipelines.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
+    `input_fingerprint`: identifies the input for resuming (e.g. path, size, mtime); without it, a leftover work
+    folder is only reused if the config matches. Returns the stats dict (also written to stats.json).
+    """
+    config = config or DedupConfig()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 1}
+    work = WorkDir(out, fingerprint)
+
+    if engine == "polars":
+        from dedup.engines import polars as plan
+
+        def on_shard(i: int, table: pa.Table) -> None:
+            t = time.perf_counter()
+            plan.facts_for_shard(work, i, table, config)
+            timings["facts"] = timings.get("facts", 0.0) + time.perf_counter() - t
+
+        spill(work, documents, config.batch_rows, on_shard)
+        timings["ingest"] = time.perf_counter() - t0 - timings.get("facts", 0.0)
+        decisions, phases = plan.run(work, config, timings)
+    elif engine == "spark":
+        from dedup.engines import spark as splan
+
+        spill(work, documents, config.batch_rows)
+        timings["ingest"] = time.perf_counter() - t0
+        if spark is None:
+            raise ValueError("engine='spark' needs a SparkSession (spark=...)")
+        decisions, phases = splan.run(spark, work, config, timings)
+    else:
+        raise ValueError(f"unknown engine {engine!r} (polars or spark)")
+
+    t = time.perf_counter()
+    stats = finalize(work, decisions, out, config, phases)
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    write_json_atomic(
+        {"engine": engine, "seconds": {k: round(v, 4) for k, v in timings.items()}}, out / "timings.json"
+    )
+    if not config.keep_work:
+        work.remove()
+    return stats
+
+
+def load_stats(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    return json.loads((Path(output_dir) / "stats.json").read_text())

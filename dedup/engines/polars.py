@@ -1,0 +1,220 @@
+"""Polars engine of SlimPajama near-duplicate dedup (SlimPajama-DC section 2: MinHash LSH, global or local scope).
+
+Plan, each phase a resumable work table (dedup/work.py):
+1. facts per input shard (kernels.facts_batch, computed while the batch streams in);
+2. exact-duplicate groups (hash of the normalised text) and LSH candidate edges: for each band, a group-by on the
+   band key (plus the source in local scope) links every member to the bucket's best-ranked member, so a bucket of
+   10,000 documents costs 9,999 edges, not 50 million;
+3. verified mode: exact Jaccard of every candidate edge from the shingle sets of only the documents involved;
+4. components (scipy connected_components) and survivors (plan.assemble; greedy in verified mode).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from dedup import kernels
+from dedup.config import DedupConfig
+from dedup.plan import assemble, priority_rank
+from dedup.work import WorkDir, write_parquet_atomic
+
+META_COLUMNS = ["_row", "id", "source", "length", "nbytes", "nchars", "nshingles", "h1", "h2"]
+EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float64())])
+
+
+def facts_for_shard(work: WorkDir, i: int, table: pa.Table, config: DedupConfig) -> None:
+    path = work.facts_shard(i)
+    if work.done(path):
+        return
+    facts = kernels.facts_batch(table, config)
+    write_parquet_atomic(pa.Table.from_batches([facts]), path)
+    work.mark(path)
+
+
+def ensure_facts(work: WorkDir, config: DedupConfig) -> list[str]:
+    """Facts of every input shard (computing those a killed run left undone)."""
+    paths = []
+    for i, shard in enumerate(work.input_shards()):
+        if not work.done(work.facts_shard(i)):
+            facts_for_shard(work, i, pq.read_table(shard, columns=["_row", "id", "source", "text"]), config)
+        paths.append(str(work.facts_shard(i)))
+    return paths
+
+
+def read_meta(fact_paths: list[str]) -> pa.Table:
+    if not fact_paths:
+        return pa.table(
+            {c: pa.array([], pa.string() if c in ("id", "source") else pa.int64()) for c in META_COLUMNS}
+        )
+    return pa.concat_tables([pq.read_table(p, columns=META_COLUMNS) for p in fact_paths]).combine_chunks()
+
+
+def exact_representatives(meta: pa.Table, rank: np.ndarray, config: DedupConfig) -> np.ndarray:
+    """rep_row[row]: best-ranked row with the same normalised text (and source, in local scope); -1 if too short."""
+    n = meta.num_rows
+    df = pl.DataFrame(
+        {
+            "row": np.arange(n, dtype=np.int64),
+            "rank": rank,
+            "h1": meta.column("h1").to_numpy(),
+            "h2": meta.column("h2").to_numpy(),
+            "source": meta.column("source").combine_chunks() if n else pa.array([], pa.string()),
+            "eligible": meta.column("nchars").to_numpy() >= config.min_length,
+        }
+    )
+    keys = ["h1", "h2"] + (["source"] if config.scope == "local" else [])
+    best = (
+        df.filter(pl.col("eligible"))
+        .with_columns(best=pl.col("rank").min().over(keys))
+        .select("row", "best")
+        .sort("row")
+    )
+    row_of_rank = np.empty(n, np.int64)
+    row_of_rank[rank] = np.arange(n, dtype=np.int64)
+    rep = np.full(n, -1, np.int64)
+    rep[best["row"].to_numpy()] = row_of_rank[best["best"].to_numpy()]
+    return rep
+
+
+def candidate_edges(
+    fact_paths: list[str], meta: pa.Table, rank: np.ndarray, nodes: np.ndarray, config: DedupConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) row pairs, a = the best-ranked member of a band bucket b shares, unique, sorted."""
+    n = meta.num_rows
+    bands, _ = config.banding
+    local = config.scope == "local"
+    node_rows = np.flatnonzero(nodes)
+    source = meta.column("source").combine_chunks() if n else pa.array([], pa.string())
+    found: list[np.ndarray] = []
+    for name in kernels.band_columns(bands):
+        keys = (
+            pl.concat([pl.read_parquet(p, columns=["_row", name]) for p in fact_paths])
+            if fact_paths
+            else None
+        )
+        if keys is None:
+            break
+        key = keys[name].to_numpy()
+        df = pl.DataFrame({"row": node_rows, "rank": rank[node_rows], "key": key[node_rows]})
+        group = ["key"]
+        if local:
+            df = df.with_columns(source=pl.Series(pc.take(source, pa.array(node_rows))))
+            group.append("source")
+        df = df.with_columns(center=pl.col("rank").min().over(group)).filter(
+            pl.col("rank") != pl.col("center")
+        )
+        found.append(np.stack([df["center"].to_numpy(), df["rank"].to_numpy()], axis=1))
+    if not found or not sum(len(f) for f in found):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = np.unique(np.concatenate(found), axis=0)
+    row_of_rank = np.empty(n, np.int64)
+    row_of_rank[rank] = np.arange(n, dtype=np.int64)
+    return row_of_rank[pairs[:, 0]], row_of_rank[pairs[:, 1]]
+
+
+def verify_edges(work: WorkDir, a: np.ndarray, b: np.ndarray, config: DedupConfig) -> np.ndarray:
+    """Exact Jaccard of each candidate edge, re-shingling only the documents that appear in an edge."""
+    involved = np.unique(np.concatenate([a, b]))
+    if involved.size == 0:
+        return np.zeros(0, np.float64)
+    offs: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    order: list[np.ndarray] = []
+    base = 0
+    for shard, (first, rows) in zip(work.input_shards(), work.shard_rows(), strict=True):
+        lo, hi = np.searchsorted(involved, [first, first + rows])
+        if lo == hi:
+            continue
+        table = pq.read_table(shard, columns=["text"])
+        texts = table.column("text").take(pa.array(involved[lo:hi] - first))
+        norm = kernels.normalise(texts, unicode_punctuation=config.strip_unicode_punctuation)
+        off, val = kernels.shingle_sets(
+            norm, ngram=config.ngram, word=config.shingle == "word", seed=config.seed
+        )
+        offs.append(off[1:] + base)
+        vals.append(val)
+        base += val.shape[0]
+        order.append(involved[lo:hi])
+    offsets = np.concatenate([np.zeros(1, np.int64), *offs])
+    values = np.concatenate(vals)
+    index = np.searchsorted(involved, a), np.searchsorted(involved, b)
+    return kernels.jaccard_edges(offsets, values, index[0], index[1])
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """comp[row]: component label of graph nodes (rows touched by an edge), -1 elsewhere."""
+    comp = np.full(n, -1, np.int64)
+    if a.size == 0:
+        return comp
+    graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    touched = np.zeros(n, np.bool_)
+    touched[a] = True
+    touched[b] = True
+    comp[touched] = labels[touched]
+    return comp
+
+
+def run(work: WorkDir, config: DedupConfig, timings: dict[str, float]) -> tuple[pa.Table, dict[str, Any]]:
+    """Phases 1-4 after the input is spilled; returns (decisions, phase counts)."""
+    t = time.perf_counter()
+    fact_paths = ensure_facts(work, config)
+    meta = read_meta(fact_paths)
+    n = meta.num_rows
+    timings["facts"] = timings.get("facts", 0.0) + time.perf_counter() - t
+
+    t = time.perf_counter()
+    rank = priority_rank(meta, config.source_priority)
+    rep = exact_representatives(meta, rank, config)
+    rows = np.arange(n, dtype=np.int64)
+    nodes = (rep == rows) & (meta.column("nshingles").to_numpy() > 0)
+    cand_path = work.table("candidates")
+    if work.done(cand_path):
+        cand = pq.read_table(cand_path)
+        a, b = cand.column("a").to_numpy(), cand.column("b").to_numpy()
+    else:
+        a, b = candidate_edges(fact_paths, meta, rank, nodes, config)
+        write_parquet_atomic(pa.table({"a": a, "b": b}), cand_path)
+        work.mark(cand_path)
+    timings["candidates"] = time.perf_counter() - t
+    phases: dict[str, Any] = {"candidate_edges": int(a.size)}
+
+    t = time.perf_counter()
+    if config.mode == "verified":
+        edge_path = work.table("edges")
+        if work.done(edge_path):
+            sim = pq.read_table(edge_path).column("similarity").to_numpy()
+        else:
+            sim = verify_edges(work, a, b, config)
+            write_parquet_atomic(pa.table({"a": a, "b": b, "similarity": sim}, schema=EDGE_SCHEMA), edge_path)
+            work.mark(edge_path)
+        ok = sim >= config.threshold
+        a, b, sim = a[ok], b[ok], sim[ok]
+        phases["verified_edges"] = int(ok.sum())
+        phases["rejected_edges"] = int((~ok).sum())
+    timings["verify"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    comp = components(n, a, b, nodes)
+    if config.mode == "verified":
+        kept_r, dup_r, sim_r = kernels.greedy_survivors(n, rank[a], rank[b], sim)
+        row_of_rank = np.empty(n, np.int64)
+        row_of_rank[rank] = rows
+        node_kept = kept_r[rank]
+        dup_rank = dup_r[rank]
+        node_dup = np.where(dup_rank >= 0, row_of_rank[np.maximum(dup_rank, 0)], -1)
+        node_sim = sim_r[rank]
+        decisions = assemble(meta, config, rank, rep, comp, node_kept, node_dup, node_sim)
+    else:
+        decisions = assemble(meta, config, rank, rep, comp)
+    timings["survivors"] = time.perf_counter() - t
+    return decisions, phases

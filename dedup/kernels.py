@@ -1,0 +1,603 @@
+"""Kernels of SlimPajama near-duplicate dedup (SlimPajama-DC, section 2): normalisation, shingles, signatures,
+LSH band keys, exact Jaccard and greedy survivor selection.
+
+Pure functions over Arrow arrays and numpy arrays; no engine, no Dagster. Both engines (Polars and Spark
+`mapInArrow`) call exactly these, so the same input and seed give the same numbers everywhere.
+
+- `normalise`: NFC, lower case, punctuation stripped, whitespace collapsed (pyarrow compute, vectorised).
+- `shingle_hashes`: walks the UTF-8 buffer of an Arrow string array in numba, one 64-bit hash per character (or word)
+  n-gram with a rolling polynomial hash over per-token mixed values.
+- `signatures`: k-permutation MinHash (each permutation a bijection of uint64: splitmix64 of the hash xor a seed) or
+  one-permutation hashing with optimal densification (Shrivastava 2017), both numba.
+- `band_keys`: one 64-bit key per band from its rows and the band index.
+- `jaccard_edges`: exact Jaccard of sorted unique shingle sets, for verifying candidate edges.
+- `greedy_survivors`: in priority order, a document is kept unless it has a verified edge to an already kept one.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import sys
+import unicodedata
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+U64 = np.uint64
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_POLY = np.uint64(0x100000001B3 * 2 + 0x5BD1E995 * 2 + 1)  # odd multiplier of the rolling polynomial hash
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hash primitives
+
+
+@nb.njit(inline="always", cache=True)
+def _mix(x: np.uint64) -> np.uint64:
+    """splitmix64 finaliser: a bijection of uint64 with good avalanche."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+@nb.njit(inline="always", cache=True)
+def _decode(data: np.ndarray, i: int) -> tuple[int, int]:
+    """(code point, byte length) of the UTF-8 sequence starting at data[i]."""
+    b0 = int(data[i])
+    if b0 < 0x80:
+        return b0, 1
+    if b0 < 0xE0:
+        return ((b0 & 0x1F) << 6) | (int(data[i + 1]) & 0x3F), 2
+    if b0 < 0xF0:
+        return ((b0 & 0x0F) << 12) | ((int(data[i + 1]) & 0x3F) << 6) | (int(data[i + 2]) & 0x3F), 3
+    return (
+        ((b0 & 0x07) << 18)
+        | ((int(data[i + 1]) & 0x3F) << 12)
+        | ((int(data[i + 2]) & 0x3F) << 6)
+        | (int(data[i + 3]) & 0x3F),
+        4,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Normalisation
+
+
+_CLASS_TABLE: np.ndarray | None = None
+
+
+def _char_classes() -> np.ndarray:
+    """uint8 per code point: bit 1 = ASCII punctuation (string.punctuation), bit 2 = Unicode punctuation (category
+    P*), bit 4 = whitespace (Python's str.isspace). Built once per process."""
+    global _CLASS_TABLE
+    if _CLASS_TABLE is not None:
+        return _CLASS_TABLE
+    cache = Path(os.environ.get("SIFT_CACHE", Path.home() / ".cache" / "sift"))
+    path = cache / f"charclass-{unicodedata.unidata_version}-{sys.version_info[0]}{sys.version_info[1]}.npy"
+    try:
+        table = np.load(path)
+        if table.shape == (0x110000,):
+            _CLASS_TABLE = table
+            return table
+    except (OSError, ValueError):
+        pass
+    table = np.zeros(0x110000, np.uint8)
+    for c in string.punctuation:
+        table[ord(c)] |= 1 | 2
+    for cp in range(0x110000):
+        ch = chr(cp)
+        if unicodedata.category(ch).startswith("P"):
+            table[cp] |= 2
+        if ch.isspace():
+            table[cp] |= 4
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, table)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    _CLASS_TABLE = table
+    return table
+
+
+@nb.njit(cache=True)
+def _strip_collapse(offsets, data, table, punct_mask, out_off, out):
+    """Drop punctuation code points, turn whitespace runs into one space, trim both ends."""
+    n = offsets.shape[0] - 1
+    w = 0
+    for d in range(n):
+        out_off[d] = w
+        i = offsets[d]
+        e = offsets[d + 1]
+        start = w
+        pending = False
+        while i < e:
+            cp, ln = _decode(data, i)
+            c = table[cp]
+            if c & punct_mask:
+                i += ln
+                continue
+            if c & 4:
+                pending = True
+                i += ln
+                continue
+            if pending and w > start:
+                out[w] = 32
+                w += 1
+            pending = False
+            for q in range(ln):
+                out[w + q] = data[i + q]
+            w += ln
+            i += ln
+    out_off[n] = w
+
+
+def normalise(texts: pa.Array | pa.ChunkedArray, *, unicode_punctuation: bool = True) -> pa.Array:
+    """SlimPajama's text normalisation: NFC, lower case, punctuation removed, whitespace runs -> one space, trimmed.
+
+    Nulls become empty strings. `unicode_punctuation=False` strips only `string.punctuation` (the recipe's set);
+    whitespace is Python's `str.isspace` set. NFC and lower case by pyarrow, the rest in one numba pass.
+    """
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    if texts.type != pa.string():
+        texts = texts.cast(pa.string())
+    texts = pc.fill_null(texts, "")
+    out = pc.utf8_lower(pc.utf8_normalize(texts, "NFC"))
+    offsets, data = string_buffers(out)
+    res_off = np.empty(len(out) + 1, np.int64)
+    res = np.empty(max(int(offsets[-1] - offsets[0]), 1), np.uint8)
+    _strip_collapse(offsets, data, _char_classes(), 2 if unicode_punctuation else 1, res_off, res)
+    total = int(res_off[-1])
+    if total >= 2**31:
+        return pa.LargeStringArray.from_buffers(len(out), pa.py_buffer(res_off), pa.py_buffer(res[:total]))
+    return pa.StringArray.from_buffers(
+        len(out), pa.py_buffer(res_off.astype(np.int32)), pa.py_buffer(res[:total])
+    )
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets int64[n+1], data uint8) views of an Arrow string / large_string array."""
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    bufs = arr.buffers()
+    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+@nb.njit(cache=True)
+def _tokens(data: np.ndarray, start: int, end: int, word: bool, seed: np.uint64, out: np.ndarray) -> int:
+    """Write one mixed 64-bit value per token (code point, or space-separated word) of data[start:end] into out."""
+    n = 0
+    i = start
+    if not word:
+        while i < end:
+            cp, ln = _decode(data, i)
+            out[n] = _mix(np.uint64(cp) ^ seed)
+            n += 1
+            i += ln
+        return n
+    h = np.uint64(0)
+    inword = False
+    while i < end:
+        b = data[i]
+        if b == 32:
+            if inword:
+                out[n] = _mix(h ^ seed)
+                n += 1
+                inword = False
+                h = np.uint64(0)
+        else:
+            h = h * _POLY + np.uint64(b) + np.uint64(1)
+            inword = True
+        i += 1
+    if inword:
+        out[n] = _mix(h ^ seed)
+        n += 1
+    return n
+
+
+@nb.njit(cache=True)
+def _window_hashes(tok: np.ndarray, ntok: int, ngram: int, out: np.ndarray) -> int:
+    """Rolling polynomial hash of every `ngram`-token window (one window of all tokens if fewer), mixed."""
+    if ntok == 0:
+        return 0
+    if ntok < ngram:
+        h = np.uint64(0)
+        for j in range(ntok):
+            h = h * _POLY + tok[j]
+        out[0] = _mix(h ^ np.uint64(ntok))
+        return 1
+    top = np.uint64(1)
+    for _ in range(ngram - 1):
+        top = top * _POLY
+    h = np.uint64(0)
+    for j in range(ngram):
+        h = h * _POLY + tok[j]
+    out[0] = _mix(h ^ np.uint64(ngram))
+    n = 1
+    for j in range(ngram, ntok):
+        h = (h - tok[j - ngram] * top) * _POLY + tok[j]
+        out[n] = _mix(h ^ np.uint64(ngram))
+        n += 1
+    return n
+
+
+@nb.njit(cache=True)
+def _doc_shingles(data, start, end, ngram, word, seed, tok, out) -> int:
+    ntok = _tokens(data, start, end, word, seed, tok)
+    return _window_hashes(tok, ntok, ngram, out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-document facts: exact hash, normalised length, shingle count, signature
+
+
+@nb.njit(cache=True)
+def _exact_hash(data: np.ndarray, start: int, end: int, seed: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """Two independent 64-bit hashes of a byte range (128 bits against accidental exact-duplicate collisions)."""
+    h1 = np.uint64(0xCBF29CE484222325) ^ seed
+    h2 = _mix(seed ^ np.uint64(0x5851F42D4C957F2D))
+    for i in range(start, end):
+        b = np.uint64(data[i])
+        h1 = (h1 ^ b) * np.uint64(0x100000001B3)
+        h2 = (h2 + b + np.uint64(1)) * _M1
+        h2 = h2 ^ (h2 >> np.uint64(29))
+    n = np.uint64(end - start)
+    return _mix(h1 ^ n), _mix(h2 + n)
+
+
+@nb.njit(cache=True)
+def _signature_minhash(sh: np.ndarray, n: int, perm_seeds: np.ndarray, sig: np.ndarray) -> None:
+    k = perm_seeds.shape[0]
+    for p in range(k):
+        sig[p] = _EMPTY
+    for j in range(n):
+        x = sh[j]
+        for p in range(k):
+            v = _mix(x ^ perm_seeds[p])
+            if v < sig[p]:
+                sig[p] = v
+
+
+@nb.njit(cache=True)
+def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndarray) -> None:
+    """One-permutation hashing into k bins, then optimal densification: an empty bin copies the value of the
+    first non-empty bin on its own seeded probe sequence (the same sequence in every document)."""
+    for p in range(k):
+        sig[p] = _EMPTY
+    kk = np.uint64(k)
+    for j in range(n):
+        v = _mix(sh[j] ^ seed)
+        b = int(v % kk)
+        if v < sig[b]:
+            sig[b] = v
+    filled = 0
+    for p in range(k):
+        if sig[p] != _EMPTY:
+            filled += 1
+    if filled == 0 or filled == k:
+        return
+    orig = sig.copy()
+    for p in range(k):
+        if orig[p] == _EMPTY:
+            attempt = np.uint64(1)
+            while True:
+                b = int(_mix(seed ^ (np.uint64(p) << np.uint64(32)) ^ attempt) % kk)
+                if orig[b] != _EMPTY:
+                    sig[p] = orig[b] ^ _mix(np.uint64(attempt))
+                    break
+                attempt += np.uint64(1)
+
+
+@nb.njit(cache=True)
+def _doc_facts(
+    offsets,
+    data,
+    ngram,
+    word,
+    seed,
+    perm_seeds,
+    use_oph,
+    k,
+    bands,
+    rows,
+    band_seeds,
+    h1,
+    h2,
+    nchars,
+    nsh,
+    keys,
+):
+    tok = np.empty(64, np.uint64)
+    sh = np.empty(64, np.uint64)
+    sig = np.empty(k, np.uint64)
+    n = offsets.shape[0] - 1
+    for d in range(n):
+        s = offsets[d]
+        e = offsets[d + 1]
+        a, b = _exact_hash(data, s, e, seed)
+        h1[d] = a
+        h2[d] = b
+        if e - s > tok.shape[0]:
+            tok = np.empty(2 * (e - s), np.uint64)
+            sh = np.empty(2 * (e - s), np.uint64)
+        c = 0
+        i = s
+        while i < e:
+            _, ln = _decode(data, i)
+            i += ln
+            c += 1
+        nchars[d] = c
+        m = _doc_shingles(data, s, e, ngram, word, seed, tok, sh)
+        nsh[d] = m
+        if m == 0:
+            for bb in range(bands):
+                keys[d, bb] = np.uint64(0)
+            continue
+        if use_oph:
+            _signature_oph(sh, m, k, seed, sig)
+        else:
+            _signature_minhash(sh, m, perm_seeds, sig)
+        for bb in range(bands):
+            key = band_seeds[bb]
+            for r in range(rows):
+                key = _mix(key ^ sig[bb * rows + r])
+            keys[d, bb] = key
+
+
+def _seeds(seed: int, count: int, salt: int) -> np.ndarray:
+    rng = np.random.Generator(np.random.PCG64([seed, salt]))
+    return rng.integers(0, 2**63, size=count, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def document_facts(
+    normalised: pa.Array,
+    *,
+    ngram: int,
+    word: bool,
+    seed: int,
+    signature: str,
+    num_perm: int,
+    bands: int,
+    rows: int,
+) -> dict[str, np.ndarray]:
+    """For each normalised text: exact hashes `h1`, `h2` (int64 bit patterns), `nchars` (code points), `nshingles`,
+    and `bands` int64[n, bands] LSH band keys (0 where a document has no shingles)."""
+    offsets, data = string_buffers(normalised)
+    n = len(normalised)
+    h1 = np.empty(n, np.uint64)
+    h2 = np.empty(n, np.uint64)
+    nchars = np.empty(n, np.int64)
+    nsh = np.empty(n, np.int64)
+    keys = np.empty((n, bands), np.uint64)
+    _doc_facts(
+        offsets,
+        data,
+        ngram,
+        word,
+        np.uint64(seed),
+        _seeds(seed, num_perm, 1),
+        signature == "oph",
+        num_perm,
+        bands,
+        rows,
+        _seeds(seed, bands, 2),
+        h1,
+        h2,
+        nchars,
+        nsh,
+        keys,
+    )
+    return {
+        "h1": h1.view(np.int64),
+        "h2": h2.view(np.int64),
+        "nchars": nchars,
+        "nshingles": nsh,
+        "bands": keys.view(np.int64),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shingle sets and exact Jaccard
+
+
+@nb.njit(cache=True)
+def _count_bound(offsets: np.ndarray) -> np.ndarray:
+    n = offsets.shape[0] - 1
+    out = np.zeros(n + 1, np.int64)
+    for d in range(n):
+        out[d + 1] = out[d] + max(offsets[d + 1] - offsets[d], 1)
+    return out
+
+
+@nb.njit(cache=True)
+def _shingle_sets(offsets, data, ngram, word, seed, bound, values, lengths):
+    n = offsets.shape[0] - 1
+    tok = np.empty(64, np.uint64)
+    for d in range(n):
+        s = offsets[d]
+        e = offsets[d + 1]
+        if e - s > tok.shape[0]:
+            tok = np.empty(2 * (e - s), np.uint64)
+        seg = values[bound[d] : bound[d + 1]]
+        m = _doc_shingles(data, s, e, ngram, word, seed, tok, seg)
+        if m == 0:
+            lengths[d] = 0
+            continue
+        srt = np.sort(seg[:m])
+        u = 1
+        for j in range(1, m):
+            if srt[j] != srt[u - 1]:
+                srt[u] = srt[j]
+                u += 1
+        seg[:u] = srt[:u]
+        lengths[d] = u
+
+
+def shingle_sets(normalised: pa.Array, *, ngram: int, word: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique shingle hashes of each text as CSR: (offsets int64[n+1], values uint64)."""
+    offsets, data = string_buffers(normalised)
+    bound = _count_bound(offsets)
+    values = np.empty(int(bound[-1]), np.uint64)
+    lengths = np.zeros(len(normalised), np.int64)
+    _shingle_sets(offsets, data, ngram, word, np.uint64(seed), bound, values, lengths)
+    out_off = np.zeros(len(normalised) + 1, np.int64)
+    np.cumsum(lengths, out=out_off[1:])
+    keep = np.zeros(values.shape[0], np.bool_)
+    _mark_prefix(bound, lengths, keep)
+    return out_off, values[keep]
+
+
+@nb.njit(cache=True)
+def _mark_prefix(bound, lengths, keep):
+    for d in range(lengths.shape[0]):
+        keep[bound[d] : bound[d] + lengths[d]] = True
+
+
+@nb.njit(cache=True)
+def _jaccard(va: np.ndarray, vb: np.ndarray) -> float:
+    i = 0
+    j = 0
+    inter = 0
+    na = va.shape[0]
+    nb_ = vb.shape[0]
+    while i < na and j < nb_:
+        if va[i] == vb[j]:
+            inter += 1
+            i += 1
+            j += 1
+        elif va[i] < vb[j]:
+            i += 1
+        else:
+            j += 1
+    union = na + nb_ - inter
+    if union == 0:
+        return 0.0
+    return inter / union
+
+
+@nb.njit(parallel=True, cache=True)
+def jaccard_edges(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact Jaccard of the shingle sets of documents a[i] and b[i] (indices into the CSR sets)."""
+    out = np.empty(a.shape[0], np.float64)
+    for i in nb.prange(a.shape[0]):
+        out[i] = _jaccard(
+            values[offsets[a[i]] : offsets[a[i] + 1]], values[offsets[b[i]] : offsets[b[i] + 1]]
+        )
+    return out
+
+
+def jaccard_pairs(norm_a: pa.Array, norm_b: pa.Array, *, ngram: int, word: bool, seed: int) -> np.ndarray:
+    """Exact Jaccard of row-aligned pairs of normalised texts (the Spark engine's verification kernel)."""
+    n = len(norm_a)
+    both = pa.concat_arrays([norm_a.cast(pa.string()), norm_b.cast(pa.string())])
+    off, vals = shingle_sets(both, ngram=ngram, word=word, seed=seed)
+    idx = np.arange(n, dtype=np.int64)
+    return jaccard_edges(off, vals, idx, idx + n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Survivors
+
+
+@nb.njit(cache=True)
+def _greedy(n, adj_off, adj_nb, adj_sim, kept, dup, sim):
+    for i in range(n):
+        best = -1
+        best_sim = -1.0
+        for p in range(adj_off[i], adj_off[i + 1]):
+            j = adj_nb[p]
+            if j < i and kept[j] and (adj_sim[p] > best_sim or (adj_sim[p] == best_sim and j < best)):
+                best = j
+                best_sim = adj_sim[p]
+        if best < 0:
+            kept[i] = True
+            dup[i] = -1
+            sim[i] = np.nan
+        else:
+            kept[i] = False
+            dup[i] = best
+            sim[i] = best_sim
+
+
+def greedy_survivors(n: int, a: np.ndarray, b: np.ndarray, similarity: np.ndarray):
+    """Nodes 0..n-1 are in priority order (0 = most preferred); edges (a, b, similarity) are verified.
+
+    Walking the nodes in order, a node is kept unless it has an edge to an already kept node; then it is removed
+    with `duplicate_of` = that kept node of highest similarity (ties: the more preferred). Returns
+    (kept bool[n], duplicate_of int64[n] (-1 if kept), similarity float64[n] (NaN if kept)).
+    Linear in nodes + edges; the result of a node depends only on its own component.
+    """
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    s = np.asarray(similarity, np.float64)
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    ss = np.concatenate([s, s])
+    order = np.lexsort((dst, src))
+    src, dst, ss = src[order], dst[order], ss[order]
+    adj_off = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=adj_off[1:])
+    kept = np.zeros(n, np.bool_)
+    dup = np.full(n, -1, np.int64)
+    sim = np.full(n, np.nan, np.float64)
+    _greedy(n, adj_off, dst, ss, kept, dup, sim)
+    return kept, dup, sim
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batch kernel shared by both engines
+
+
+def band_columns(bands: int) -> list[str]:
+    return [f"band_{b:02d}" for b in range(bands)]
+
+
+def facts_batch(batch: pa.RecordBatch | pa.Table, config) -> pa.RecordBatch:
+    """Documents (`_row`, `id`, `source`, `text`) -> one row of facts per document: `_row`, `id`, `source`,
+    `length` (characters of the raw text), `nbytes` (its UTF-8 bytes), `nchars` (normalised characters),
+    `nshingles`, `h1`/`h2` (exact hash of the normalised text) and one int64 LSH key per band."""
+    text = batch.column("text")
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks() if text.num_chunks != 1 else text.chunk(0)
+    text = pc.fill_null(text.cast(pa.string()), "")
+    norm = normalise(text, unicode_punctuation=config.strip_unicode_punctuation)
+    bands, rows = config.banding
+    f = document_facts(
+        norm,
+        ngram=config.ngram,
+        word=config.shingle == "word",
+        seed=config.seed,
+        signature=config.signature_kind,
+        num_perm=config.num_perm,
+        bands=bands,
+        rows=rows,
+    )
+    cols: dict[str, pa.Array] = {
+        "_row": batch.column("_row"),
+        "id": batch.column("id"),
+        "source": batch.column("source"),
+        "length": pc.utf8_length(text).cast(pa.int64()),
+        "nbytes": pc.binary_length(text).cast(pa.int64()),
+        "nchars": pa.array(f["nchars"]),
+        "nshingles": pa.array(f["nshingles"]),
+        "h1": pa.array(f["h1"]),
+        "h2": pa.array(f["h2"]),
+    }
+    keys = f["bands"]
+    for b, name in enumerate(band_columns(bands)):
+        cols[name] = pa.array(keys[:, b])
+    arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in cols.values()]
+    return pa.RecordBatch.from_arrays(arrays, names=list(cols))

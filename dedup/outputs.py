@@ -1,0 +1,286 @@
+"""Outputs of SlimPajama near-duplicate dedup (SlimPajama-DC section 2 and its per-source duplication table).
+
+Both engines hand over one `decisions` table (one row per document, sorted by input row) and this module writes
+everything a run promises, through one writer so that the engines' outputs are byte-identical:
+`kept.parquet`, `removed.parquet`, `clusters.parquet`, `quarantine.parquet`, `stats.json` (deterministic counts),
+`report.md` (per-source table like SlimPajama's), `cluster_sizes.png`, and `timings.json` (wall times per phase,
+the only file that differs between runs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dedup.config import DedupConfig
+from dedup.work import QUARANTINE_SCHEMA, WorkDir, write_json_atomic
+
+OUTPUT_COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 65536
+REASONS = ("too_short", "exact_duplicate", "near_duplicate")
+DECISIONS_SCHEMA = pa.schema(
+    [
+        ("_row", pa.int64()),
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("kept", pa.bool_()),
+        ("reason", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("similarity", pa.float64()),
+        ("cluster_id", pa.string()),
+        ("nbytes", pa.int64()),
+    ]
+)
+REMOVED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("reason", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("similarity", pa.float64()),
+    ]
+)
+CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
+OUTPUT_FILES = (
+    "kept.parquet",
+    "removed.parquet",
+    "clusters.parquet",
+    "quarantine.parquet",
+    "stats.json",
+    "report.md",
+    "cluster_sizes.png",
+)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression=OUTPUT_COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+    os.replace(tmp, path)
+
+
+def _unified_schema(paths: list[Path]) -> pa.Schema:
+    schemas = [pq.read_schema(p).remove_metadata() for p in paths]
+    if not schemas:
+        return pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string())])
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    return pa.schema([f for f in schema if f.name != "_row"])
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            cols.append(table.column(f.name).cast(f.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path) -> None:
+    """Stream the spilled input shards and write the kept rows (all input columns, input order) in fixed-size
+    row groups, so the file does not depend on how the input was batched."""
+    shards = work.input_shards()
+    schema = _unified_schema(shards)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    with pq.ParquetWriter(tmp, schema, compression=OUTPUT_COMPRESSION) as writer:
+        for shard, (first, rows) in zip(shards, work.shard_rows(), strict=True):
+            mask = kept_mask[first : first + rows]
+            if not mask.any():
+                continue
+            table = _conform(pq.read_table(shard).filter(pa.array(mask)), schema)
+            pending.append(table)
+            pending_rows += table.num_rows
+            while pending_rows >= ROW_GROUP_ROWS:
+                merged = pa.concat_tables(pending)
+                writer.write_table(merged.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                rest = merged.slice(ROW_GROUP_ROWS)
+                pending, pending_rows = [rest], rest.num_rows
+        if pending_rows:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+    os.replace(tmp, path)
+
+
+def read_quarantine(work: WorkDir) -> pa.Table:
+    parts = [pq.read_table(work.quarantine_shard(i)) for i in range(len(work.input_shards()))]
+    parts = [p for p in parts if p.num_rows]
+    return pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
+
+
+def _cluster_sizes(decisions: pa.Table) -> list[int]:
+    cid = decisions.column("cluster_id").drop_null()
+    if len(cid) == 0:
+        return []
+    counts = pc.value_counts(cid).field("counts").to_numpy()
+    return sorted(int(c) for c in counts)
+
+
+def compute_stats(
+    decisions: pa.Table, quarantine: pa.Table, config: DedupConfig, phases: dict[str, Any]
+) -> dict[str, Any]:
+    """Counts in and out per source and per reason, bytes, cluster sizes; no timings (stats.json is
+    byte-identical between runs and engines)."""
+    src = decisions.column("source").to_pylist()
+    kept = decisions.column("kept").to_numpy(zero_copy_only=False)
+    reason = decisions.column("reason").to_pylist()
+    nbytes = decisions.column("nbytes").to_numpy()
+    per_source: dict[str, dict[str, Any]] = {}
+    for s, k, r, b in zip(src, kept, reason, nbytes, strict=True):
+        row = per_source.setdefault(
+            s,
+            {
+                "documents": 0,
+                "bytes": 0,
+                "kept": 0,
+                "kept_bytes": 0,
+                "removed": dict.fromkeys(REASONS, 0),
+                "removed_bytes": dict.fromkeys(REASONS, 0),
+            },
+        )
+        row["documents"] += 1
+        row["bytes"] += int(b)
+        if k:
+            row["kept"] += 1
+            row["kept_bytes"] += int(b)
+        else:
+            row["removed"][r] += 1
+            row["removed_bytes"][r] += int(b)
+    sizes = _cluster_sizes(decisions)
+    by_reason = Counter(r for r, k in zip(reason, kept, strict=True) if not k)
+    bands, rows = config.banding
+    return {
+        "config": config.model_dump(exclude={"keep_work"}),
+        "banding": {
+            "bands": bands,
+            "rows": rows,
+            "signature": config.signature_kind,
+            "candidate_probability_at_threshold": round(config.theoretical_recall, 6),
+        },
+        "rows_in": decisions.num_rows + quarantine.num_rows,
+        "documents": decisions.num_rows,
+        "quarantined": quarantine.num_rows,
+        "kept": int(kept.sum()),
+        "removed": int((~kept).sum()),
+        "removed_by_reason": {r: int(by_reason.get(r, 0)) for r in REASONS},
+        "bytes_in": int(nbytes.sum()),
+        "bytes_kept": int(nbytes[kept].sum()),
+        "per_source": dict(sorted(per_source.items())),
+        "clusters": {
+            "count": len(sizes),
+            "documents": int(sum(sizes)),
+            "largest": max(sizes) if sizes else 0,
+            "size_histogram": {str(k): v for k, v in sorted(Counter(sizes).items())},
+        },
+        "phases": phases,
+    }
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.2f}%" if whole else "-"
+
+
+def report_markdown(stats: dict[str, Any]) -> str:
+    """The per-source duplication table (documents and bytes in, removed by reason), like SlimPajama's."""
+    cfg = stats["config"]
+    lines = [
+        "# Near-duplicate dedup report",
+        "",
+        f"Mode `{cfg['mode']}`, scope `{cfg['scope']}`, Jaccard threshold {cfg['threshold']}, "
+        f"{cfg['shingle']} {cfg['ngram']}-grams, {stats['banding']['signature']} with {cfg['num_perm']} hashes, "
+        f"{stats['banding']['bands']} bands x {stats['banding']['rows']} rows "
+        f"(candidate probability at the threshold {stats['banding']['candidate_probability_at_threshold']}).",
+        "",
+        "| source | documents | bytes | too short | exact dup | near dup | removed docs | removed bytes | kept |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = list(stats["per_source"].items())
+    total = {
+        "documents": stats["documents"],
+        "bytes": stats["bytes_in"],
+        "kept": stats["kept"],
+        "removed": {r: sum(v["removed"][r] for _, v in rows) for r in REASONS},
+        "removed_bytes": {r: sum(v["removed_bytes"][r] for _, v in rows) for r in REASONS},
+    }
+    for name, v in [*rows, ("**total**", total)]:
+        docs = v["documents"]
+        removed = sum(v["removed"].values())
+        removed_bytes = sum(v["removed_bytes"].values())
+        lines.append(
+            f"| {name} | {docs} | {v['bytes']} | {_pct(v['removed']['too_short'], docs)} | "
+            f"{_pct(v['removed']['exact_duplicate'], docs)} | {_pct(v['removed']['near_duplicate'], docs)} | "
+            f"{_pct(removed, docs)} | {_pct(removed_bytes, v['bytes'])} | {v['kept']} |"
+        )
+    cl = stats["clusters"]
+    lines += [
+        "",
+        f"Quarantined rows: {stats['quarantined']}. Duplicate clusters: {cl['count']} holding {cl['documents']} "
+        f"documents; largest {cl['largest']}.",
+        "",
+        "![cluster sizes](cluster_sizes.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def cluster_histogram(stats: dict[str, Any], path: Path) -> None:
+    """Bar chart of cluster sizes (documents per cluster -> number of clusters), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = {int(k): v for k, v in stats["clusters"]["size_histogram"].items()}
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if hist:
+        ax.bar([str(k) for k in hist], list(hist.values()), color="#3b6ea5")
+        ax.set_yscale("log")
+        if len(hist) > 20:
+            ax.set_xticks(range(0, len(hist), max(1, len(hist) // 10)))
+    else:
+        ax.text(0.5, 0.5, "no duplicate clusters", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("documents in cluster")
+    ax.set_ylabel("clusters")
+    ax.set_title("Duplicate cluster sizes")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def finalize(
+    work: WorkDir,
+    decisions: pa.Table,
+    output_dir: str | os.PathLike[str],
+    config: DedupConfig,
+    phases: dict[str, Any],
+) -> dict[str, Any]:
+    """Write every output file from the decisions table (sorted by `_row`, one row per document)."""
+    out = Path(output_dir)
+    decisions = decisions.sort_by("_row")
+    n = decisions.num_rows
+    if n and not np.array_equal(decisions.column("_row").to_numpy(), np.arange(n)):
+        raise RuntimeError("dedup decisions do not cover every input row exactly once")
+    kept = decisions.column("kept").to_numpy(zero_copy_only=False)
+    write_kept(work, kept, out / "kept.parquet")
+    removed = decisions.filter(pc.invert(decisions.column("kept")))
+    _write(removed.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), out / "removed.parquet")
+    clusters = decisions.filter(pc.is_valid(decisions.column("cluster_id")))
+    _write(clusters.select(CLUSTERS_SCHEMA.names).cast(CLUSTERS_SCHEMA), out / "clusters.parquet")
+    quarantine = read_quarantine(work)
+    _write(quarantine, out / "quarantine.parquet")
+    stats = compute_stats(decisions, quarantine, config, phases)
+    write_json_atomic(stats, out / "stats.json")
+    tmp = out / f".report.md.{os.getpid()}.tmp"
+    tmp.write_text(report_markdown(stats))
+    os.replace(tmp, out / "report.md")
+    cluster_histogram(stats, out / "cluster_sizes.png")
+    return stats

@@ -1,0 +1,179 @@
+"""Resumable work folder of a dedup run (SlimPajama-DC section 2 pipeline, made restartable).
+
+Every phase writes a Parquet table into `<output>/_work/` and then a completion marker; a run that is killed (even
+with SIGKILL) and started again with the same config and input reuses every table that has its marker and redoes
+only the rest, so its output is byte-identical to an uninterrupted run.
+
+Layout:
+- `manifest.json`                      config fingerprint and input fingerprint; a mismatch wipes the folder
+- `input/part-NNNNN.parquet` + `.done` the streamed input batch (`_row` + input columns) and its quarantine rows
+- `input/_SUCCESS`                     every input batch is spilled (the input is not read again)
+- `facts/part-NNNNN.parquet` + `.done` per-document facts: hashes, lengths, LSH band keys (Polars engine)
+- `candidates.parquet`, `edges.parquet`, `decisions.parquet` + `.done` markers
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+WORK_COMPRESSION = "lz4"
+QUARANTINE_SCHEMA = pa.schema(
+    [("file", pa.string()), ("row", pa.int64()), ("error", pa.string()), ("payload", pa.string())]
+)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, *, compression: str = WORK_COMPRESSION) -> None:
+    """Write a table to a temporary sibling, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression=compression)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+class WorkDir:
+    """The `_work` folder of one output directory."""
+
+    def __init__(self, output_dir: str | os.PathLike[str], fingerprint: dict[str, Any]) -> None:
+        self.root = Path(output_dir) / "_work"
+        self.fingerprint = fingerprint
+        manifest = self.root / "manifest.json"
+        if self.root.exists():
+            try:
+                same = json.loads(manifest.read_text()) == fingerprint
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                shutil.rmtree(self.root)
+        for sub in ("input", "facts"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if not manifest.exists():
+            write_json_atomic(fingerprint, manifest)
+
+    # markers -------------------------------------------------------------------------------------------------
+    def done(self, path: Path) -> bool:
+        return path.with_name(path.name + ".done").exists()
+
+    def mark(self, path: Path, info: dict[str, Any] | None = None) -> None:
+        write_json_atomic(info or {}, path.with_name(path.name + ".done"))
+
+    def marker(self, path: Path) -> dict[str, Any]:
+        return json.loads(path.with_name(path.name + ".done").read_text())
+
+    def table(self, name: str) -> Path:
+        return self.root / f"{name}.parquet"
+
+    def input_shard(self, i: int) -> Path:
+        return self.root / "input" / f"part-{i:05d}.parquet"
+
+    def quarantine_shard(self, i: int) -> Path:
+        return self.root / "input" / f"quarantine-{i:05d}.parquet"
+
+    def facts_shard(self, i: int) -> Path:
+        return self.root / "facts" / f"part-{i:05d}.parquet"
+
+    def input_shards(self) -> list[Path]:
+        info = json.loads((self.root / "input" / "_SUCCESS").read_text())
+        return [self.input_shard(i) for i in range(info["shards"])]
+
+    def shard_rows(self) -> list[tuple[int, int]]:
+        """(first _row, rows) of every input shard, in order."""
+        return [(m["first_row"], m["rows"]) for m in (self.marker(p) for p in self.input_shards())]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _as_documents(item: Any) -> tuple[pa.Table, pa.Table | None]:
+    """An input item: an IngestResult-like object (`.documents`, `.quarantine`), a Table or a RecordBatch."""
+    if hasattr(item, "documents"):
+        return item.documents, getattr(item, "quarantine", None)
+    if isinstance(item, pa.RecordBatch):
+        return pa.Table.from_batches([item]), None
+    if isinstance(item, pa.Table):
+        return item, None
+    raise TypeError(
+        f"dedup input items must be pyarrow Tables/RecordBatches or ingest results, got {type(item)!r}"
+    )
+
+
+def _conform(docs: pa.Table) -> pa.Table:
+    """id, source, text as strings first, then the other columns; a missing source becomes 'default'."""
+    for col in ("id", "text"):
+        if col not in docs.column_names:
+            raise ValueError(f"dedup input lacks the required column {col!r} (columns: {docs.column_names})")
+    n = docs.num_rows
+    source = (
+        docs.column("source") if "source" in docs.column_names else pa.array(["default"] * n, pa.string())
+    )
+    cols = {
+        "id": docs.column("id").cast(pa.string()),
+        "source": pc.fill_null(source.cast(pa.string()), "default"),
+        "text": docs.column("text").cast(pa.string()),
+    }
+    for name in docs.column_names:
+        if name not in cols:
+            cols[name] = docs.column(name)
+    return pa.table(cols)
+
+
+def _quarantine(q: pa.Table | None) -> pa.Table:
+    if q is None or q.num_rows == 0:
+        return QUARANTINE_SCHEMA.empty_table()
+    cols = {}
+    for f in QUARANTINE_SCHEMA:
+        cols[f.name] = (
+            q.column(f.name).cast(f.type) if f.name in q.column_names else pa.nulls(q.num_rows, f.type)
+        )
+    return pa.table(cols, schema=QUARANTINE_SCHEMA)
+
+
+def _split(items: Iterable[Any], batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+    if isinstance(items, (pa.Table, pa.RecordBatch)) or hasattr(items, "documents"):
+        items = [items]
+    for item in items:
+        docs, q = _as_documents(item)
+        docs = _conform(docs)
+        if docs.num_rows <= batch_rows:
+            yield docs, _quarantine(q)
+            continue
+        for k, start in enumerate(range(0, docs.num_rows, batch_rows)):
+            yield docs.slice(start, batch_rows), _quarantine(q if k == 0 else None)
+
+
+def spill(work: WorkDir, items: Iterable[Any], batch_rows: int, on_shard=None) -> list[Path]:
+    """Write every input batch as a work shard (skipping shards a previous run finished); `on_shard(i, table)` is
+    called for each newly written shard (the Polars engine computes its facts there, while the batch is hot)."""
+    success = work.root / "input" / "_SUCCESS"
+    if success.exists():
+        return work.input_shards()
+    first = 0
+    i = -1
+    for i, (docs, q) in enumerate(_split(items, batch_rows)):
+        path = work.input_shard(i)
+        if work.done(path):
+            first += work.marker(path)["rows"]
+            continue
+        rows = pa.array(range(first, first + docs.num_rows), pa.int64())
+        table = docs.add_column(0, "_row", rows)
+        write_parquet_atomic(q, work.quarantine_shard(i))
+        write_parquet_atomic(table, path)
+        work.mark(path, {"first_row": first, "rows": docs.num_rows})
+        if on_shard is not None:
+            on_shard(i, table)
+        first += docs.num_rows
+    write_json_atomic({"shards": i + 1, "rows": first}, success)
+    return work.input_shards()
