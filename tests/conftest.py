@@ -135,3 +135,41 @@ def real_docs() -> pa.Table:
 def sift_cli():
     """`run_sift` as a fixture: `sift_cli("ingest", path, "--output", out)` -> CompletedProcess."""
     return run_sift
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Spark Connect server (local[2] behind it) on 127.0.0.1; yields its `sc://` URL."""
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    logs = tmp_path_factory.mktemp("spark-connect")
+    port = _free_port()
+    log = logs / "connect.log"
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    server = subprocess.Popen(
+        [
+            str(spark_home / "bin" / "spark-submit"),
+            "--class",
+            "org.apache.spark.sql.connect.service.SparkConnectServer",
+        ]
+        + ["--master", "local[2]", "--conf", f"spark.connect.grpc.binding.port={port}"]
+        + ["--conf", "spark.ui.enabled=false", "--name", "sift-connect-test", "spark-internal"],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        _wait_port(port, server, log, timeout=120)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -138,3 +138,16 @@ def test_ingest_on_standalone_cluster_matches_polars(
     assert sift_cli("ingest", str(bad_jsonl), "--output", str(local_out)).returncode == 0
     for name in ("documents.parquet", "quarantine.parquet"):
         assert _rows(cluster_out, name) == _rows(local_out, name)
+
+
+@pytest.mark.spark_cluster
+@pytest.mark.slow
+def test_ingest_through_spark_connect_matches_polars(
+    bad_jsonl: Path, tmp_path: Path, spark_connect, sift_cli
+) -> None:
+    connect_out, local_out = tmp_path / "connect", tmp_path / "local"
+    proc = sift_cli("ingest", str(bad_jsonl), "--output", str(connect_out), "--spark-master", spark_connect)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sift_cli("ingest", str(bad_jsonl), "--output", str(local_out)).returncode == 0
+    for name in ("documents.parquet", "quarantine.parquet"):
+        assert (connect_out / name).read_bytes() == (local_out / name).read_bytes()
