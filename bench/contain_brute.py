@@ -49,7 +49,7 @@ def discover(lake: str | os.PathLike[str]) -> list[TableRef]:
     root = Path(lake)
     refs: list[TableRef] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
         here = Path(dirpath)
         for d in list(dirnames):
             if d.endswith(".parquet"):
