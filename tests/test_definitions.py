@@ -54,3 +54,21 @@ def test_raw_documents_materialises_with_checks_on_a_real_instance(tmp_path: Pat
         assert mat.metadata["dagster/row_count"].value == docs.num_rows > 0
         assert mat.metadata["quarantined"].value == 2  # the demo's cut record and record without text
         assert set(docs.column("source").to_pylist()) == {"python_docs"}
+
+
+def test_dagster_cli_finds_the_code_location_from_the_project_root() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    dagster = Path(sys.executable).with_name("dagster")
+    proc = subprocess.run(
+        [str(dagster), "definitions", "validate"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Validation successful for code location sift" in proc.stderr + proc.stdout
