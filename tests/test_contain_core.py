@@ -431,6 +431,25 @@ def test_apply_moves_only_verified_tables(tmp_path):
     assert (lake / "big.parquet").exists()
 
 
+def test_hash_collisions_never_change_the_result(lake):
+    """With fingerprints cut to 2 bits almost every row collides; the value check must still decide exactly."""
+    from dedup.containment.engines.polars import PolarsEngine, Projection
+    from dedup.containment.graph import find_containment
+
+    class TwoBitEngine(PolarsEngine):
+        def projection(self, t, keys):
+            p = super().projection(t, keys)
+            fps = p.fps & np.uint64(3)
+            uniq, first = np.unique(fps, return_index=True)
+            return Projection(t, keys, p.rows, fps, uniq, first.astype(np.int64))
+
+    refs, problems = discover_tables(lake)
+    result = find_containment(refs, ContainConfig(sample_rows=0), engine_factory=TwoBitEngine)
+    got = {(result.refs[e.contained].name, result.refs[e.container].name) for e in result.edges}
+    assert got == brute_force(lake_tables(lake))
+    assert result.steps["content_check"]["hash_collisions"] > 0
+
+
 def test_discovery_names_and_problems(lake):
     refs, problems = discover_tables(lake)
     names = {r.name for r in refs}

@@ -41,25 +41,23 @@ def _keys(s: TableSchema) -> tuple[str, ...]:
     return tuple(sorted(s.keys))
 
 
-def confirm(
-    refs: list[TableRef],
-    schemas: list[TableSchema],
-    a: int,
-    b: int,
-    keys: tuple[str, ...],
-    a_rows: np.ndarray,
-    b_rows: np.ndarray,
-) -> np.ndarray:
-    """Row-wise: do A's rows `a_rows` equal B's rows `b_rows` on `keys` after normalisation?"""
-    sa, sb = schemas[a], schemas[b]
-    ta = read_table(refs[a], [sa.by_key[k].position for k in keys])
-    tb = read_table(refs[b], [sb.by_key[k].position for k in keys])
-    ok = np.ones(len(a_rows), dtype=bool)
-    for i, k in enumerate(keys):
-        ca = canonical(ta.column(i), sa.by_key[k].klass).take(a_rows)
-        cb = canonical(tb.column(i), sb.by_key[k].klass).take(b_rows)
-        ok &= canon_equal(ca, cb)
-    return ok
+class RowComparer:
+    """Compares rows of A and B on the given column keys by their normalised values (exact, no hashing)."""
+
+    def __init__(
+        self, refs: list[TableRef], schemas: list[TableSchema], a: int, b: int, keys: tuple[str, ...]
+    ):
+        sa, sb = schemas[a], schemas[b]
+        ta = read_table(refs[a], [sa.by_key[k].position for k in keys])
+        tb = read_table(refs[b], [sb.by_key[k].position for k in keys])
+        self.ca = [canonical(ta.column(i), sa.by_key[k].klass) for i, k in enumerate(keys)]
+        self.cb = [canonical(tb.column(i), sb.by_key[k].klass) for i, k in enumerate(keys)]
+
+    def equal(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+        ok = np.ones(len(a_rows), dtype=bool)
+        for ca, cb in zip(self.ca, self.cb, strict=True):
+            ok &= canon_equal(ca.take(a_rows), cb.take(b_rows))
+        return ok
 
 
 class ContentCheck:
@@ -109,27 +107,27 @@ class ContentCheck:
         return self._confirm(a, b, keys, pa_, pb)
 
     def _confirm(self, a: int, b: int, keys, pa_, pb) -> tuple[bool, str, dict]:
+        """Every row of A against the B row its fingerprint matched; mismatches (hash collisions, in B or
+        within A) are resolved against every B row with that fingerprint."""
         e = self.engine
         mapping = e.mapping(pa_, pb)
-        # first row of A of every distinct fingerprint
-        _, first = np.unique(e_fps(e, pa_, mapping), return_index=True)
-        a_rows = np.sort(first)
-        b_rows = mapping[a_rows]
-        ok = confirm(self.refs, self.schemas, a, b, keys, a_rows, b_rows)
-        self.stats["confirmed_rows"] += len(a_rows)
-        collisions = 0
-        for i in np.flatnonzero(~ok):
-            collisions += 1
-            fp = e_fp_of_row(e, pa_, int(a_rows[i]))
-            cands = e.rows_with_fingerprint(pb, fp)
-            hit = confirm(
-                self.refs, self.schemas, a, b, keys, np.full(len(cands), a_rows[i], dtype=np.int64), cands
-            )
-            if not hit.any():
-                self.stats["hash_collisions"] += collisions
-                return False, "confirm", {"row": int(a_rows[i]), "hash_collision": True}
-        self.stats["hash_collisions"] += collisions
-        return True, "content", {"distinct_rows": int(len(a_rows)), "rows": int(len(mapping))}
+        if (mapping < 0).any():  # cannot happen after an empty anti-join; refuse rather than guess
+            return False, "confirm", {"unmatched_rows": int((mapping < 0).sum())}
+        cmp = RowComparer(self.refs, self.schemas, a, b, keys)
+        ok = cmp.equal(np.arange(len(mapping), dtype=np.int64), mapping)
+        self.stats["confirmed_rows"] += len(mapping)
+        bad = np.flatnonzero(~ok)
+        self.stats["hash_collisions"] += len(bad)
+        if len(bad):
+            fps = e.fingerprints_of(pa_, bad)
+            cache: dict[int, np.ndarray] = {}
+            for row, fp in zip(bad, fps, strict=True):
+                if int(fp) not in cache:
+                    cache[int(fp)] = e.rows_with_fingerprint(pb, int(fp))
+                cands = cache[int(fp)]
+                if not cmp.equal(np.full(len(cands), row, dtype=np.int64), cands).any():
+                    return False, "confirm", {"row": int(row), "hash_collision": True}
+        return True, "content", {"rows": int(len(mapping)), "hash_collisions_resolved": int(len(bad))}
 
     # -- the whole step -----------------------------------------------------------------------------------------
     def run(self, candidates: list[tuple[int, int]]) -> tuple[list[Edge], dict[int, int], dict]:
@@ -231,17 +229,6 @@ class ContentCheck:
         self.stats["contained_pairs"] = len(edges)
         timings = {"identical_s": t1 - t0, "pairs_s": t2 - t1}
         return edges, rep, timings
-
-
-def e_fps(engine: ContentEngine, p, mapping: np.ndarray) -> np.ndarray:
-    """Row fingerprints of a projection (engines expose them as `fps` or through `row_fingerprints`)."""
-    if hasattr(p, "fps"):
-        return p.fps
-    return engine.row_fingerprints(p)  # type: ignore[attr-defined]
-
-
-def e_fp_of_row(engine: ContentEngine, p, row: int) -> int:
-    return int(e_fps(engine, p, np.zeros(0))[row])
 
 
 def evidence_json(ev: dict) -> str:

@@ -83,6 +83,7 @@ def find_containment(
     spark: Any = None,
     cache_dir: str | None = None,
     problems: list[dict] | None = None,
+    engine_factory: Any = None,
 ) -> ContainmentResult:
     """Every exact containment A <= B among the tables (see the package docstring for the definition)."""
     config = config or ContainConfig()
@@ -120,7 +121,10 @@ def find_containment(
             prune_counts[kind] = prune_counts.get(kind, 0) + 1
     t3 = time.perf_counter()
 
-    engine = make_engine(config.engine, good, schemas, config, spark)
+    if engine_factory is not None:
+        engine = engine_factory(good, schemas, config.cache_bytes)
+    else:
+        engine = make_engine(config.engine, good, schemas, config, spark)
     try:
         check = ContentCheck(good, schemas, [s.rows for s in tstats], engine, config.sample_rows, config.seed)
         edges, rep, t_content = check.run(survivors)

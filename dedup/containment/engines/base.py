@@ -80,6 +80,10 @@ class ContentEngine(ABC):
         """For every row of A in order, the first row of B with the same fingerprint (-1 when none)."""
 
     @abstractmethod
+    def fingerprints_of(self, p: Any, rows: np.ndarray) -> np.ndarray:
+        """The fingerprints (uint64) of the given rows of a projection."""
+
+    @abstractmethod
     def rows_with_fingerprint(self, p: Any, fp: int) -> np.ndarray:
         """All rows of a projection whose fingerprint is `fp` (used to resolve hash collisions)."""
 

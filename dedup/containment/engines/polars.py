@@ -102,5 +102,8 @@ class PolarsEngine(ContentEngine):
         pos = np.minimum(np.searchsorted(pb.uniq, pa_.fps), len(pb.uniq) - 1)
         return np.where(pb.uniq[pos] == pa_.fps, pb.first[pos], -1).astype(np.int64)
 
+    def fingerprints_of(self, p: Projection, rows: np.ndarray) -> np.ndarray:
+        return p.fps[rows]
+
     def rows_with_fingerprint(self, p: Projection, fp: int) -> np.ndarray:
         return np.flatnonzero(p.fps == np.uint64(fp)).astype(np.int64)
