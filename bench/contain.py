@@ -64,6 +64,16 @@ def run_measured(cmd: list[str], log: Path) -> dict:
     }
 
 
+def profile_top(path: Path, n: int = 25) -> str:
+    """The ``n`` functions with the most cumulative time in a cProfile dump."""
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    pstats.Stats(str(path), stream=buf).sort_stats("cumulative").print_stats(n)
+    return buf.getvalue()
+
+
 def read_pairs(path: Path) -> set[Pair]:
     """The ordered (contained, container) pairs of a containment table, self pairs dropped."""
     table = pq.read_table(path, columns=["contained", "container"])
@@ -206,6 +216,7 @@ def run_bench(
     sift_cmd: list[str] | None = None,
     extra_sift_args: list[str] | None = None,
     with_cached_peer: bool = True,
+    profile_sift: bool = False,
 ) -> dict:
     """Run Sift and the brute force on ``lake``, compare them, and return the results (also printed by main)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -224,7 +235,13 @@ def run_bench(
         *ci,
     ]
     cmd += extra_sift_args or []
+    if profile_sift:
+        script = cmd[0] if cmd[0] != sys.executable else None
+        prof = ["-m", "cProfile", "-o", str(out / "sift.prof")]
+        cmd = [sys.executable, *prof, script, *cmd[1:]] if script else [sys.executable, *prof, *cmd[1:]]
     sift = run_measured(cmd, out / "sift.log")
+    if profile_sift and (out / "sift.prof").exists():
+        sift["profile_top"] = profile_top(out / "sift.prof")
     brute_pairs_path = out / "brute_pairs.parquet"
     brute = run_measured(
         [
@@ -399,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="working folder (default: LAKE.bench)")
     parser.add_argument("--json", help="results JSON (default: OUTPUT/contain_bench.json)")
     parser.add_argument("--case-insensitive", action="store_true")
+    parser.add_argument(
+        "--profile-sift", action="store_true", help="run sift under cProfile, print hot spots"
+    )
     parser.add_argument("--no-cached-peer", action="store_true", help="skip the cached brute-force peer")
     parser.add_argument(
         "--sift", help="command that runs the sift CLI (default: `sift`, else python -m pipelines.cli)"
@@ -419,10 +439,13 @@ def main(argv: list[str] | None = None) -> int:
         sift_cmd=args.sift.split() if args.sift else None,
         extra_sift_args=extra,
         with_cached_peer=not args.no_cached_peer,
+        profile_sift=args.profile_sift,
     )
     json_path = Path(args.json) if args.json else out / "contain_bench.json"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(report(result))
+    if result["sift"].get("profile_top"):
+        print(result["sift"]["profile_top"])
     print(f"results: {json_path}")
     return 0 if "error" not in result else 1
 

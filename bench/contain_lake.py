@@ -12,7 +12,7 @@ Deterministic for a given ``--seed`` and package versions. Writes, next to the l
 ``OUT.truth.parquet`` (contained, container, expected, expected_case_insensitive, kind: the relations the builder
 constructed and guarantees) and ``OUT.manifest.json`` (every table: name, format, origin, base, rows, columns, bytes).
 
-Usage: ``python bench/contain_lake.py --tables 1200 OUT [--seed 0] [--max-cells 300000]``.
+Usage: ``python bench/contain_lake.py --tables 2000 OUT [--seed 0] [--max-cells 300000] [--real-fraction 0.5]``.
 """
 
 from __future__ import annotations
@@ -607,11 +607,11 @@ def _pick_real(n_real: int, max_cells: int, rng: np.random.Generator) -> Iterato
 
 def build_lake(
     out: str | os.PathLike[str],
-    tables: int = 1200,
+    tables: int = 2000,
     *,
     seed: int = 0,
     max_cells: int = 300_000,
-    real_fraction: float = 0.45,
+    real_fraction: float = 0.5,
     verbose: bool = True,
 ) -> dict:
     """Build the lake at ``out`` (replaced if it exists) and its truth and manifest files; returns the manifest."""
@@ -631,9 +631,11 @@ def build_lake(
     weights /= weights.sum()
     k = 0
     attempts = 0
+    # every kind once first (each given up to 20 tries to find a suitable base), then kinds drawn by weight
+    pending = [kind for kind in kinds for _ in range(20)]
     while len(specs) < tables and attempts < tables * 50:
         attempts += 1
-        kind = str(rng.choice(kinds, p=weights))
+        kind = pending.pop(0) if pending else str(rng.choice(kinds, p=weights))
         pool = [s for s in (specs if rng.random() < 0.15 else reals) if _suits(kind, s.table)]
         if not pool:
             continue
@@ -644,6 +646,7 @@ def build_lake(
             continue
         k += 1
         specs.append(spec)
+        pending = [p for p in pending if p != kind]
     formats = ["parquet", "parquet_dir", "csv"]
     for s in specs:
         s.fmt = str(rng.choice(formats, p=[0.70, 0.18, 0.12]))
@@ -702,10 +705,10 @@ def build_lake(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="lake folder to create (replaced if it exists)")
-    parser.add_argument("--tables", type=int, default=1200)
+    parser.add_argument("--tables", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-cells", type=int, default=300_000, help="skip real tables with more cells")
-    parser.add_argument("--real-fraction", type=float, default=0.45)
+    parser.add_argument("--real-fraction", type=float, default=0.5)
     args = parser.parse_args(argv)
     m = build_lake(
         args.out, args.tables, seed=args.seed, max_cells=args.max_cells, real_fraction=args.real_fraction
