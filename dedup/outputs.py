@@ -23,7 +23,7 @@ from dedup.config import DedupConfig
 from dedup.work import QUARANTINE_SCHEMA, WorkDir, write_json_atomic
 
 OUTPUT_COMPRESSION = "zstd"
-ROW_GROUP_ROWS = 65536
+ROW_GROUP_ROWS = 16384
 REASONS = ("too_short", "exact_duplicate", "near_duplicate")
 DECISIONS_SCHEMA = pa.schema(
     [
@@ -61,7 +61,7 @@ OUTPUT_FILES = (
 
 def _write(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression=OUTPUT_COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+    pq.write_table(table.combine_chunks(), tmp, compression=OUTPUT_COMPRESSION, row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, path)
 
 
@@ -101,11 +101,13 @@ def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path) -> None:
             pending_rows += table.num_rows
             while pending_rows >= ROW_GROUP_ROWS:
                 merged = pa.concat_tables(pending)
-                writer.write_table(merged.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                writer.write_table(
+                    merged.slice(0, ROW_GROUP_ROWS).combine_chunks(), row_group_size=ROW_GROUP_ROWS
+                )
                 rest = merged.slice(ROW_GROUP_ROWS)
                 pending, pending_rows = [rest], rest.num_rows
         if pending_rows:
-            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+            writer.write_table(pa.concat_tables(pending).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, path)
 
 
@@ -157,7 +159,7 @@ def compute_stats(
     by_reason = Counter(r for r, k in zip(reason, kept, strict=True) if not k)
     bands, rows = config.banding
     return {
-        "config": config.model_dump(exclude={"keep_work"}),
+        "config": config.model_dump(exclude={"keep_work", "batch_rows"}),
         "banding": {
             "bands": bands,
             "rows": rows,

@@ -1,0 +1,155 @@
+"""Issue 3 (SlimPajama-DC dedup): a run killed with SIGKILL resumes to byte-identical output; the `sift dedup` CLI
+contract (exit codes, outputs, record accounting)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ("kept.parquet", "removed.parquet", "clusters.parquet", "quarantine.parquet", "stats.json", "report.md",
+           "cluster_sizes.png")  # fmt: skip
+
+# The input arrives slowly (as from a remote store), one 40-document batch at a time.
+SLOW_RUN = """
+import sys, time
+import pyarrow.parquet as pq
+import dedup
+from dedup import DedupConfig
+
+table = pq.read_table(sys.argv[1])
+
+def batches():
+    for b in table.to_batches(max_chunksize=40):
+        time.sleep(float(sys.argv[3]))
+        yield b
+
+cfg = DedupConfig(batch_rows=40, keep_work=len(sys.argv) > 4)
+dedup.run(batches(), cfg, sys.argv[2], input_fingerprint="corpus-v1")
+"""
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in OUTPUTS}
+
+
+def _run(script: Path, corpus: Path, out: Path, delay: float, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, str(script), str(corpus), str(out), str(delay), *extra]
+    return subprocess.Popen(args, env=env, cwd=ROOT)
+
+
+def test_sigkilled_run_resumes_to_byte_identical_output(real_docs: pa.Table, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.parquet"
+    pq.write_table(real_docs.slice(0, 1200), corpus)
+    script = tmp_path / "slow_run.py"
+    script.write_text(SLOW_RUN)
+
+    reference = tmp_path / "reference"
+    assert _run(script, corpus, reference, 0.0).wait(timeout=300) == 0
+
+    out = tmp_path / "killed"
+    proc = _run(script, corpus, out, 0.05)
+    markers = out / "_work" / "facts"
+    deadline = time.monotonic() + 240
+    while len(list(markers.glob("*.done"))) < 8:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    finished = sorted(p.name for p in markers.glob("*.done"))
+    assert 8 <= len(finished) < 30 and not (out / "stats.json").exists()
+    before = {p: (markers / p.replace(".done", "")).stat().st_mtime_ns for p in finished}
+
+    assert _run(script, corpus, out, 0.0, "keep-work").wait(timeout=300) == 0
+    assert _files(out) == _files(reference)
+    # The restart reused the shards finished before the kill instead of recomputing them.
+    after = {p: (markers / p.replace(".done", "")).stat().st_mtime_ns for p in finished}
+    assert after == before
+
+
+def test_resume_reuses_finished_shards(real_docs: pa.Table, tmp_path: Path) -> None:
+    import dedup
+    from dedup import DedupConfig
+
+    docs = real_docs.slice(0, 600)
+    cfg = DedupConfig(batch_rows=100, keep_work=True)
+    dedup.run(docs, cfg, tmp_path / "a", input_fingerprint="x")
+    work = tmp_path / "a" / "_work"
+    first = {p.name: p.stat().st_mtime_ns for p in (work / "facts").glob("*.parquet")}
+    # Drop the later phases' markers and one shard's: only that shard and the later phases are redone.
+    for name in ("candidates.parquet.done", "edges.parquet.done", "facts/part-00003.parquet.done"):
+        (work / name).unlink()
+    reference = _files(tmp_path / "a")
+    dedup.run(docs, cfg, tmp_path / "a", input_fingerprint="x")
+    again = {p.name: p.stat().st_mtime_ns for p in (work / "facts").glob("*.parquet")}
+    assert {k for k in first if first[k] != again[k]} == {"part-00003.parquet"}
+    assert _files(tmp_path / "a") == reference
+    # A different input fingerprint starts over.
+    dedup.run(docs, cfg, tmp_path / "a", input_fingerprint="y")
+    assert all(p.stat().st_mtime_ns != first[p.name] for p in (work / "facts").glob("*.parquet"))
+
+
+def test_cli_outputs_exit_codes_and_accounting(real_docs: pa.Table, tmp_path: Path, sift_cli) -> None:
+    rows = real_docs.slice(0, 400).to_pylist()
+    lines = [
+        json.dumps({"doc": r["id"], "body": r["text"], "origin": r["source"], "extra": i})
+        for i, r in enumerate(rows)
+    ]
+    lines += [
+        json.dumps({"doc": rows[0]["id"] + "#copy", "body": rows[0]["text"], "origin": "mirror", "extra": -1})
+    ]
+    lines.insert(10, "{not json")
+    lines.insert(20, json.dumps({"doc": "no-text", "origin": "x"}))
+    src = tmp_path / "docs.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    proc = sift_cli("dedup", str(src), "--output", str(out), "--id-field", "doc", "--text-field", "body",
+                    "--source-field", "origin", "--source-priority", "mirror", "--seed", "3")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in OUTPUTS:
+        assert (out / name).exists(), name
+    kept, removed = pq.read_table(out / "kept.parquet"), pq.read_table(out / "removed.parquet")
+    quarantine = pq.read_table(out / "quarantine.parquet")
+    assert quarantine.num_rows == 2
+    assert kept.num_rows + removed.num_rows + quarantine.num_rows == len(lines)
+    assert "extra" in kept.column_names and kept.column("id").null_count == 0
+    assert removed.schema.names == ["id", "source", "reason", "duplicate_of", "similarity"]
+    # The mirror copy is preferred by --source-priority; the original points at it.
+    rec = [r for r in removed.to_pylist() if r["id"] == rows[0]["id"]]
+    if len(rows[0]["text"]) >= 300:
+        assert (
+            rec
+            and rec[0]["duplicate_of"] == rows[0]["id"] + "#copy"
+            and rec[0]["reason"] == "exact_duplicate"
+        )
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["rows_in"] == len(lines) and stats["config"]["seed"] == 3
+
+    assert sift_cli("dedup", str(tmp_path / "missing.jsonl"), "--output", str(out)).returncode == 2
+    assert sift_cli("dedup", str(src), "--output", str(out), "--mode", "fast").returncode == 2
+    assert sift_cli("dedup", str(src), "--output", str(out), "--threshold", "1.5").returncode == 2
+    assert sift_cli("dedup", str(src)).returncode == 2
+
+
+@pytest.mark.slow
+def test_cli_slimpajama_local_mode_runs(real_docs: pa.Table, tmp_path: Path, sift_cli) -> None:
+    src = tmp_path / "docs.parquet"
+    pq.write_table(real_docs, src)
+    proc = sift_cli(
+        "dedup", str(src), "--output", str(tmp_path / "o"), "--mode", "slimpajama", "--scope", "local"
+    )
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert stats["banding"]["bands"] == 9 and stats["config"]["scope"] == "local"
+    assert stats["kept"] + stats["removed"] + stats["quarantined"] == stats["rows_in"] == real_docs.num_rows
