@@ -49,8 +49,8 @@ def base_table(docs: pa.Table, n: int = 300) -> pa.Table:
     )
 
 
-def build_lake(root: Path, docs: pa.Table) -> dict[str, pa.Table]:
-    """Write the test lake; returns the tables as written (name -> table)."""
+def build_lake(root: Path, docs: pa.Table, only: set[str] | None = None) -> dict[str, pa.Table]:
+    """Write the test lake (or only the named tables); returns the tables as written (name -> table)."""
     rng = np.random.default_rng(7)
     base = base_table(docs)
     n = base.num_rows
@@ -135,10 +135,14 @@ def build_lake(root: Path, docs: pa.Table) -> dict[str, pa.Table]:
     t["wide/w250_cols"] = pa.table({k: v for k, v in list(wide.items())[:120]}).slice(3, 10)
     # case variant (contained only with --case-insensitive)
     t["case/upper"] = t["proj/src_digit"].rename_columns(["SOURCE", "HAS_DIGIT"])
+    if only is not None:
+        t = {k: v for k, v in t.items() if k in only}
     for name, table in t.items():
         path = root / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, path, row_group_size=64)
+    if only is not None:
+        return t
     # a Parquet folder table and a CSV table
     folder = root / "folder/parts.parquet"
     folder.mkdir(parents=True)

@@ -103,7 +103,7 @@ class ContentCheck:
         self.stats["anti_joins"] += 1
         if miss:
             self.stats["rejected_anti_join"] += 1
-            return False, "anti_join", {"missing_distinct_rows": miss}
+            return False, "anti_join", {"missing": True}
         return self._confirm(a, b, keys, pa_, pb)
 
     def _confirm(self, a: int, b: int, keys, pa_, pb) -> tuple[bool, str, dict]:
@@ -129,6 +129,16 @@ class ContentCheck:
                     return False, "confirm", {"row": int(row), "hash_collision": True}
         return True, "content", {"rows": int(len(mapping)), "hash_collisions_resolved": int(len(bad))}
 
+    def _needs(self, pairs: list[tuple[int, int]], both: bool = False) -> list[tuple[int, tuple[str, ...]]]:
+        """Projections the checks of these pairs read: A and B on A's keys, and every single column."""
+        out: list[tuple[int, tuple[str, ...]]] = []
+        for a, b in pairs:
+            if self.rows[a] == 0:
+                continue
+            keys = _keys(self.schemas[a])
+            out += [(a, keys), (b, keys)] + [(t, (k,)) for k in keys for t in (a, b)]
+        return out
+
     # -- the whole step -----------------------------------------------------------------------------------------
     def run(self, candidates: list[tuple[int, int]]) -> tuple[list[Edge], dict[int, int], dict]:
         t0 = time.perf_counter()
@@ -151,6 +161,7 @@ class ContentCheck:
         )
         self.stats["identical_candidates"] = len(mutual)
         sig_cache: dict[int, tuple[int, int]] = {}
+        self.engine.prefetch(self._needs(mutual, both=True))
         for a, b in mutual:
             if find(a) == find(b):
                 continue
@@ -182,6 +193,7 @@ class ContentCheck:
             key=lambda p: (self.rows[p[1]], -self.rows[p[0]], names[p[1]], names[p[0]]),
         )
         self.stats["node_pairs"] = len(node_pairs)
+        self.engine.prefetch(self._needs(node_pairs))
         true_out: dict[int, set[int]] = defaultdict(set)
         true_in: dict[int, set[int]] = defaultdict(set)
         false_out: dict[int, set[int]] = defaultdict(set)

@@ -73,7 +73,8 @@ class ContentEngine(ABC):
 
     @abstractmethod
     def missing(self, pa_: Any, pb: Any) -> int:
-        """Number of A's distinct fingerprints absent from B's projection (exact anti-join on fingerprints)."""
+        """Exact anti-join on fingerprints: 0 when every fingerprint of A is in B, else a positive number (a
+        count of missing fingerprints, or 1 when the engine stops at the first)."""
 
     @abstractmethod
     def mapping(self, pa_: Any, pb: Any) -> np.ndarray:
@@ -86,6 +87,9 @@ class ContentEngine(ABC):
     @abstractmethod
     def rows_with_fingerprint(self, p: Any, fp: int) -> np.ndarray:
         """All rows of a projection whose fingerprint is `fp` (used to resolve hash collisions)."""
+
+    def prefetch(self, specs: list[tuple[int, tuple[str, ...]]]) -> None:  # noqa: B027 - optional hook
+        """Projections (table, keys) the check is about to need; engines may compute them together."""
 
     def num_rows(self, p: Any) -> int:
         return int(p.rows)
