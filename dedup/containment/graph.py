@@ -76,19 +76,16 @@ def make_engine(name: str, refs, schemas, config: ContainConfig, spark: Any = No
     raise ValueError(f"unknown engine {name!r} (polars or spark)")
 
 
-def find_containment(
+def read_metadata(
     refs: list[TableRef],
     config: ContainConfig | None = None,
     *,
-    spark: Any = None,
     cache_dir: str | None = None,
     problems: list[dict] | None = None,
-    engine_factory: Any = None,
-) -> ContainmentResult:
-    """Every exact containment A <= B among the tables (see the package docstring for the definition)."""
+) -> tuple[list[TableRef], list[TableSchema], list[TableStats], list[dict]]:
+    """Schemas and statistics of every readable table (sorted by name); unreadable ones become problems."""
     config = config or ContainConfig()
     problems = list(problems or [])
-    t0 = time.perf_counter()
     good: list[TableRef] = []
     schemas: list[TableSchema] = []
     tstats: list[TableStats] = []
@@ -105,6 +102,22 @@ def find_containment(
         good.append(ref)
         schemas.append(ts)
         tstats.append(st)
+    return good, schemas, tstats, problems
+
+
+def find_containment(
+    refs: list[TableRef],
+    config: ContainConfig | None = None,
+    *,
+    spark: Any = None,
+    cache_dir: str | None = None,
+    problems: list[dict] | None = None,
+    engine_factory: Any = None,
+) -> ContainmentResult:
+    """Every exact containment A <= B among the tables (see the package docstring for the definition)."""
+    config = config or ContainConfig()
+    t0 = time.perf_counter()
+    good, schemas, tstats, problems = read_metadata(refs, config, cache_dir=cache_dir, problems=problems)
     t1 = time.perf_counter()
 
     pairs, s1 = schema_graph(schemas)
@@ -133,6 +146,7 @@ def find_containment(
     t4 = time.perf_counter()
 
     steps = {
+        "seconds": t4 - t0,
         "tables": len(good),
         "tables_skipped": len(problems),
         "read_metadata": {"seconds": t1 - t0},

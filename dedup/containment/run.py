@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import time
 from collections import defaultdict
@@ -120,12 +121,45 @@ def run_contain(
 ) -> dict:
     """Find containment, plan deletions, write every output; optionally apply the plan. Returns stats.json."""
     config = config or ContainConfig()
-    t0 = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)
-    freq_log = read_access_log(access_log) if access_log else None
+    if access_log:
+        read_access_log(access_log)  # fail on a bad log before the long work
     result = find_containment(
         refs, config, spark=spark, cache_dir=os.path.join(output_dir, "cache", "csv_stats"), problems=problems
     )
+    return plan_and_write(
+        result, output_dir, config, lake_root=lake_root, access_log=access_log, apply=apply, run_id=run_id
+    )
+
+
+def save_result(result: ContainmentResult, path: str) -> None:
+    """Keep a containment result for a later planning step (same code version only)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        pickle.dump(result, f)
+    os.replace(tmp, path)
+
+
+def load_result(path: str) -> ContainmentResult:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def plan_and_write(
+    result: ContainmentResult,
+    output_dir: str,
+    config: ContainConfig | None = None,
+    *,
+    lake_root: str | None = None,
+    access_log: str | None = None,
+    apply: bool = False,
+    run_id: str | None = None,
+) -> dict:
+    """Plan deletions for a containment result, build and verify recipes, write every output, optionally apply."""
+    config = config or ContainConfig()
+    os.makedirs(output_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    freq_log = read_access_log(access_log) if access_log else None
     names = [r.name for r in result.refs]
     nbytes = [r.bytes for r in result.refs]
     if freq_log is None:
@@ -243,20 +277,12 @@ def run_contain(
         json.dumps([r.to_dict() for r in result.refs], indent=1), os.path.join(output_dir, "tables.json")
     )
 
-    groups: dict[str, int] = defaultdict(int)
-    for r in result.representative.values():
-        groups[names[r]] += 1
-    node_edges = {
-        (names[result.representative[e.contained]], names[result.representative[e.container]])
-        for e in result.edges
-        if result.representative[e.contained] != result.representative[e.container]
-    }
-    drawn = draw_graph(dict(groups), node_edges, os.path.join(output_dir, "containment_graph.png"))
+    graph_info = write_graph(result, output_dir)
 
     stats = {
         **result.steps,
         "containment_pairs": len(result.edges),
-        "graph": {"nodes": len(groups), "node_edges": len(node_edges), "reduced_edges_drawn": drawn},
+        "graph": graph_info,
         "plan": plan_info,
         "recipes": {
             "built": len(recipes),
@@ -269,11 +295,12 @@ def run_contain(
         "applied": applied,
         "skipped": result.problems,
         "timings": {
-            "containment_s": t1 - t0,
+            "containment_s": result.steps.get("seconds", 0.0),
+            "access_log_s": t1 - t0,
             "plan_s": t2 - t1,
             "recipes_s": t3 - t2,
             "apply_s": t4 - t3,
-            "total_s": time.perf_counter() - t0,
+            "total_s": result.steps.get("seconds", 0.0) + time.perf_counter() - t0,
         },
     }
     _atomic_text(
@@ -281,6 +308,23 @@ def run_contain(
     )
     _atomic_text(render_report(stats, rows, result), os.path.join(output_dir, "report.md"))
     return stats
+
+
+def write_graph(result: ContainmentResult, output_dir: str) -> dict:
+    """containment.parquet and containment_graph.png (collapsed identical tables, transitive reduction)."""
+    os.makedirs(output_dir, exist_ok=True)
+    _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
+    names = [r.name for r in result.refs]
+    groups: dict[str, int] = defaultdict(int)
+    for r in result.representative.values():
+        groups[names[r]] += 1
+    node_edges = {
+        (names[result.representative[e.contained]], names[result.representative[e.container]])
+        for e in result.edges
+        if result.representative[e.contained] != result.representative[e.container]
+    }
+    drawn = draw_graph(dict(groups), node_edges, os.path.join(output_dir, "containment_graph.png"))
+    return {"nodes": len(groups), "node_edges": len(node_edges), "reduced_edges_drawn": drawn}
 
 
 def render_report(stats: dict, plan_rows: list[dict], result: ContainmentResult) -> str:

@@ -182,7 +182,12 @@ class SparkEngine(ContentEngine):
         from pyspark.sql import functions as F
 
         # any row of A whose fingerprint B lacks (the orchestrator only needs to know whether one exists)
-        return pa_.df.select("fp").join(F.broadcast(pb.df.select("fp")), on="fp", how="left_anti").limit(1).count()
+        return (
+            pa_.df.select("fp")
+            .join(F.broadcast(pb.df.select("fp")), on="fp", how="left_anti")
+            .limit(1)
+            .count()
+        )
 
     def mapping(self, pa_: SparkProjection, pb: SparkProjection) -> np.ndarray:
         from pyspark.sql import functions as F
