@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import raw
+from assets import containment, raw
 from pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
 
-ASSETS = [*raw.ASSETS]
-CHECKS = [*raw.CHECKS]
+ASSETS = [*raw.ASSETS, *containment.ASSETS]
+CHECKS = [*raw.CHECKS, *containment.CHECKS]
 
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("raw"))
 curate_job = dg.define_asset_job(
