@@ -107,6 +107,7 @@ def connected_components(edges: DataFrame) -> DataFrame:
     """
     e = edges.select(F.greatest("a", "b").alias("u"), F.least("a", "b").alias("v")).where("u != v").distinct()
     e = _checkpoint(e)
+    e_count = e.count()
     for _ in range(MAX_ROUNDS):
         # Large star: each node x links its larger neighbours to m(x) = min(x, neighbours).
         both = e.select(F.col("u").alias("x"), F.col("v").alias("y")).unionAll(
@@ -123,7 +124,6 @@ def connected_components(edges: DataFrame) -> DataFrame:
             .where("u != v")
             .distinct()
         )
-        large = _checkpoint(large)
         # Small star: each node u links itself and its smaller neighbours to the smallest of them.
         sm = large.groupBy("u").agg(F.min("v").alias("m"))
         small = (
@@ -137,13 +137,15 @@ def connected_components(edges: DataFrame) -> DataFrame:
             .distinct()
         )
         small = _checkpoint(small)
-        if small.subtract(e).isEmpty() and e.subtract(small).isEmpty():
+        # Converged when the edge set is unchanged: same size and no edge that was not there before.
+        small_count = small.count()
+        if small_count == e_count and small.subtract(e).isEmpty():
             return (
                 small.select(F.col("u").alias("node"), F.col("v").alias("comp"))
                 .unionAll(small.select(F.col("v").alias("node"), F.col("v").alias("comp")))
                 .distinct()
             )
-        e = small
+        e, e_count = small, small_count
     raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
 
 
