@@ -5,10 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import containment, raw
+from assets import dedup as dedup_assets
 from pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
 
-ASSETS = [*raw.ASSETS, *containment.ASSETS]
-CHECKS = [*raw.CHECKS, *containment.CHECKS]
+ASSETS = [*raw.ASSETS, *containment.ASSETS, *dedup_assets.ASSETS]
+CHECKS = [*raw.CHECKS, *containment.CHECKS, *dedup_assets.CHECKS]
 
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("raw"))
 curate_job = dg.define_asset_job(

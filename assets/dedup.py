@@ -1,0 +1,216 @@
+"""Dedup assets (issue 3, SlimPajama-DC section 2: global/local MinHash near-duplicate dedup), thin over `dedup`.
+
+- `dedup_signatures` (partitioned by source): per-document facts of one source's raw documents: exact hash of the
+  normalised text, lengths, LSH band keys; metadata: documents, too short, exact duplicates inside the source.
+- `duplicate_clusters`: the full dedup plan over every source's raw documents (global or local scope per config),
+  written to `<lake>/dedup/run/` (kept, removed, clusters, quarantine, stats, report, histogram); the run
+  recomputes signatures inside its resumable work folder, so it also runs when partitions were not materialised.
+- `deduplicated_documents`: the kept documents as `<lake>/dedup/deduplicated_documents.parquet`, with checks that
+  every input row is kept, removed or quarantined exactly once, that kept ids are unique, and that every
+  `duplicate_of` is a kept document.
+"""
+
+import glob
+import json
+import os
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
+
+GROUP = "dedup"
+
+
+class DedupRunConfig(dg.Config):
+    """Run config of the dedup assets (None = the [dedup] stage config from sift.toml / environment)."""
+
+    mode: str | None = None
+    scope: str | None = None
+    threshold: float | None = None
+    seed: int | None = None
+
+
+def _config(run_config: DedupRunConfig):
+    from pipelines.config import load_config
+
+    return load_config("dedup", run_config.model_dump())
+
+
+def _local(lake: LakeResource, *parts: str) -> str:
+    path = lake.path(*parts)
+    if "://" in path and not path.startswith("file://"):
+        raise ValueError(f"dedup writes its work folder locally; lake root {lake.root} is remote")
+    return path.removeprefix("file://")
+
+
+def _raw_files(lake: LakeResource) -> list[str]:
+    return sorted(glob.glob(os.path.join(_local(lake, "raw_documents"), "*.parquet")))
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=SOURCES_PARTITIONS,
+    deps=["raw_documents"],
+    kinds={"numba", "parquet"},
+    description="MinHash/OPH LSH band keys and exact hashes of one source's documents (dedup phase 1).",
+)
+def dedup_signatures(
+    context: dg.AssetExecutionContext, config: DedupRunConfig, lake: LakeResource
+) -> dg.MaterializeResult:
+    from dedup import kernels
+
+    cfg = _config(config)
+    source = context.partition_key
+    docs = pq.read_table(_local(lake, "raw_documents", f"{source}.parquet"), columns=["id", "source", "text"])
+    docs = docs.add_column(0, "_row", pa.array(range(docs.num_rows), pa.int64()))
+    facts = pa.Table.from_batches([kernels.facts_batch(docs, cfg)]) if docs.num_rows else None
+    path = _local(lake, "dedup", "signatures", f"{source}.parquet")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if facts is None:
+        facts = pa.table({"_row": pa.array([], pa.int64())})
+    pq.write_table(facts, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    short = int(pc.sum(pc.less(facts.column("nchars"), cfg.min_length)).as_py() or 0) if docs.num_rows else 0
+    exact = 0
+    if docs.num_rows:
+        keys = pa.table({"h1": facts.column("h1"), "h2": facts.column("h2")})
+        exact = docs.num_rows - keys.group_by(["h1", "h2"]).aggregate([]).num_rows
+    bands, rows = cfg.banding
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": facts.num_rows,
+            "path": dg.MetadataValue.path(path),
+            "too_short": short,
+            "exact_duplicates_within_source": exact,
+            "banding": f"{bands} bands x {rows} rows ({cfg.signature_kind})",
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["raw_documents", dedup_signatures],
+    kinds={"polars", "spark", "parquet"},
+    description="Exact and near-duplicate clusters over all sources (candidate edges verified by exact Jaccard "
+    "in verified mode), survivors and removal reasons; the run folder <lake>/dedup/run/.",
+)
+def duplicate_clusters(
+    context: dg.AssetExecutionContext, config: DedupRunConfig, lake: LakeResource, engine: EngineResource
+) -> dg.MaterializeResult:
+    import dedup
+
+    cfg = _config(config)
+    files = _raw_files(lake)
+    out = _local(lake, "dedup", "run")
+
+    def batches():
+        for f in files:
+            yield from pq.ParquetFile(f).iter_batches(batch_size=cfg.batch_rows)
+
+    fingerprint = json.dumps([(f, os.path.getsize(f), os.path.getmtime(f)) for f in files])
+    spark = engine.spark() if engine.name == "spark" else None
+    stats = dedup.run(batches(), cfg, out, engine=engine.name, spark=spark, input_fingerprint=fingerprint)
+    with open(os.path.join(out, "report.md")) as f:
+        report = f.read()
+    png = os.path.join(out, "cluster_sizes.png")
+    context.log.info(
+        f"dedup: kept {stats['kept']} of {stats['documents']}; {stats['clusters']['count']} clusters"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": stats["clusters"]["documents"],
+            "clusters": stats["clusters"]["count"],
+            "largest_cluster": stats["clusters"]["largest"],
+            "documents": stats["documents"],
+            "kept": stats["kept"],
+            "removed_by_reason": dg.MetadataValue.json(stats["removed_by_reason"]),
+            "per_source": dg.MetadataValue.json(stats["per_source"]),
+            "phases": dg.MetadataValue.json(stats["phases"]),
+            "report": dg.MetadataValue.md(report.replace("![cluster sizes](cluster_sizes.png)", "")),
+            "cluster_sizes": dg.MetadataValue.path(png),
+            "run_folder": dg.MetadataValue.path(out),
+            "engine": engine.name,
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[duplicate_clusters],
+    kinds={"parquet"},
+    description="The deduplicated corpus: every kept document with all its input columns.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_row_accounted_once",
+            asset="deduplicated_documents",
+            description="every raw document is kept, removed or quarantined exactly once",
+        ),
+        dg.AssetCheckSpec(
+            "kept_ids_unique", asset="deduplicated_documents", description="kept ids are unique"
+        ),
+        dg.AssetCheckSpec(
+            "duplicate_of_is_kept",
+            asset="deduplicated_documents",
+            description="every removed document's duplicate_of is a kept document",
+        ),
+    ],
+)
+def deduplicated_documents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    run = _local(lake, "dedup", "run")
+    kept = pq.read_table(os.path.join(run, "kept.parquet"))
+    removed = pq.read_table(os.path.join(run, "removed.parquet"))
+    quarantine = pq.read_table(os.path.join(run, "quarantine.parquet"))
+    path = _local(lake, "dedup", "deduplicated_documents.parquet")
+    pq.write_table(kept, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+    raw_ids: list[str] = []
+    for f in _raw_files(lake):
+        raw_ids += pq.read_table(f, columns=["id"]).column("id").to_pylist()
+    out_ids = kept.column("id").to_pylist() + removed.column("id").to_pylist()
+    accounted = sorted(out_ids) == sorted(raw_ids) and quarantine.num_rows == 0
+    kept_ids = set(kept.column("id").to_pylist())
+    dups = removed.column("duplicate_of").drop_null().to_pylist()
+    missing = sorted({d for d in dups if d not in kept_ids})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": kept.num_rows,
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(f.name, str(f.type)) for f in kept.schema]
+            ),
+            "path": dg.MetadataValue.path(path),
+            "removed": removed.num_rows,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="every_row_accounted_once",
+                passed=accounted,
+                metadata={
+                    "raw_documents": len(raw_ids),
+                    "kept": kept.num_rows,
+                    "removed": removed.num_rows,
+                    "quarantined": quarantine.num_rows,
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="kept_ids_unique",
+                passed=len(kept_ids) == kept.num_rows,
+                metadata={"kept": kept.num_rows},
+            ),
+            dg.AssetCheckResult(
+                check_name="duplicate_of_is_kept",
+                passed=not missing,
+                metadata={
+                    "removed_with_duplicate_of": len(dups),
+                    "missing": dg.MetadataValue.json(missing[:20]),
+                },
+            ),
+        ],
+    )
+
+
+ASSETS = [dedup_signatures, duplicate_clusters, deduplicated_documents]
+CHECKS: list = []
