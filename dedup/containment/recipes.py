@@ -3,8 +3,8 @@
 A recipe rebuilds a deleted table from its kept container: the container's columns to take (by position, in the
 deleted table's column order), the deleted table's Arrow schema (names, types, metadata), and the container row of
 every row of the deleted table in its original order with multiplicity, stored as zig-zag deltas compressed with
-zstd. The checksum is SHA-256 of the table's Arrow IPC stream (schema and values after combining chunks), so a
-rebuilt table that matches it equals the original row for row.
+zstd. The checksum is SHA-256 of the table's exact Arrow schema and of its values in row order (independent of
+chunking and dictionary layout), so a rebuilt table that matches it equals the original row for row.
 """
 
 from __future__ import annotations
@@ -37,13 +37,64 @@ RECIPE_SCHEMA = pa.schema(
 )
 
 
+def _column_digest(col: pa.ChunkedArray, h) -> None:
+    """Feed one column's logical values to the hash, independent of chunking, slicing, buffer padding and
+    dictionary layout (the exact type is part of the schema, hashed separately)."""
+    arr = col.combine_chunks() if col.num_chunks else pa.array([], type=col.type)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pt.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    t = arr.type
+    valid = arr.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8)
+    h.update(len(arr).to_bytes(8, "little"))
+    h.update(np.packbits(valid).tobytes())
+    if pt.is_null(t):
+        return
+    if pt.is_boolean(t):
+        h.update(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8).tobytes())
+    elif pt.is_floating(t):
+        x = arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        x = np.where(np.isnan(x), np.nan, x)  # one NaN bit pattern; -0.0 stays distinct from 0.0
+        h.update(x.tobytes())
+    elif pt.is_integer(t):
+        h.update(
+            arr.fill_null(0)
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64 if pt.is_signed_integer(t) else np.uint64)
+            .tobytes()
+        )
+    elif pt.is_temporal(t) and t.bit_width in (32, 64):
+        phys = pa.int64() if t.bit_width == 64 else pa.int32()
+        h.update(arr.view(phys).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+    elif (
+        pt.is_string(t)
+        or pt.is_large_string(t)
+        or pt.is_binary(t)
+        or pt.is_large_binary(t)
+        or pt.is_string_view(t)
+        or pt.is_binary_view(t)
+    ):
+        if pt.is_string_view(t):
+            arr = arr.cast(pa.large_string())
+        b = arr.cast(pa.large_binary()).fill_null(b"")
+        offsets = np.frombuffer(b.buffers()[1], dtype=np.int64, count=len(b) + 1 + b.offset)[b.offset :]
+        h.update((offsets - offsets[0]).tobytes())
+        if b.buffers()[2] is not None and len(b):
+            h.update(memoryview(b.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+    else:  # decimals, nested and other exotic types: their Python values
+        h.update(repr(arr.to_pylist()).encode())
+
+
 def table_checksum(table: pa.Table) -> str:
-    """SHA-256 of the Arrow IPC stream of the table with its chunks combined."""
-    table = table.combine_chunks()
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    """SHA-256 of the table's exact schema (names, types, metadata) and its values in row order, independent of
+    how the values are laid out in memory (chunks, slices, dictionary order)."""
+    h = hashlib.sha256()
+    h.update(table.schema.serialize().to_pybytes())
+    h.update(table.num_rows.to_bytes(8, "little"))
+    for col in table.columns:
+        _column_digest(col, h)
+    return h.hexdigest()
 
 
 def encode_rows(rows: np.ndarray) -> bytes:

@@ -167,20 +167,39 @@ def plan_and_write(
     else:
         freq = [freq_log.get(n, 0.0) for n in names]
     t1 = time.perf_counter()
-    plan, plan_info = choose_deletions(
-        [(e.contained, e.container) for e in result.edges],
-        names,
-        nbytes,
-        freq,
-        storage_cost=config.storage_cost_per_byte,
-        scan_cost=config.scan_cost_per_byte,
-        scan_bps=config.scan_bytes_per_second,
-        max_seconds=config.max_rebuild_seconds,
-        milp_max_edges=config.milp_max_edges,
-        time_limit=config.milp_time_limit_s,
-    )
-    t2 = time.perf_counter()
-    recipes = build_recipes(result, plan, config)
+    # Plan, build recipes, and re-plan without any edge whose recipe failed verification (e.g. a container
+    # holding NaN where the table holds NULL: contained, but not rebuildable bit for bit).
+    all_edges = [(e.contained, e.container) for e in result.edges]
+    failed: set[tuple[int, int]] = set()
+    cache: dict[tuple[int, int], dict] = {}
+    recipe_s = 0.0
+    rounds = 0
+    for _ in range(5):
+        rounds += 1
+        plan, plan_info = choose_deletions(
+            [e for e in all_edges if e not in failed],
+            names,
+            nbytes,
+            freq,
+            storage_cost=config.storage_cost_per_byte,
+            scan_cost=config.scan_cost_per_byte,
+            scan_bps=config.scan_bytes_per_second,
+            max_seconds=config.max_rebuild_seconds,
+            milp_max_edges=config.milp_max_edges,
+            time_limit=config.milp_time_limit_s,
+        )
+        tr = time.perf_counter()
+        todo = {t: e for t, e in plan.items() if (t, e.container) not in cache}
+        for t, rec in build_recipes(result, todo, config).items():
+            cache[(t, todo[t].container)] = rec
+        recipe_s += time.perf_counter() - tr
+        bad = {(t, e.container) for t, e in plan.items() if not cache[(t, e.container)].get("verified")}
+        if not bad:
+            break
+        failed |= bad
+    plan_info.update(rounds=rounds, edges_failed_verification=len(failed))
+    recipes = {t: cache[(t, e.container)] for t, e in plan.items()}
+    t2 = time.perf_counter() - recipe_s
     t3 = time.perf_counter()
 
     contained_in: dict[int, list[int]] = defaultdict(list)
