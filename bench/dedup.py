@@ -301,6 +301,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per tool (default 1800)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--skip-quality", action="store_true", help="time the tools only, no precision/recall"
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -355,14 +358,17 @@ def main() -> None:
                 best = run
             best["rounds"] = rounds
             runs[tool] = best
-    print("evaluating against exact Jaccard ...", flush=True)
     corpus = Corpus(corpus_path)
     results = {
         t: load_result(args.outdir / t, corpus)
         for t, r in runs.items()
         if r["returncode"] == 0 and (args.outdir / t / "removed.parquet").exists()
     }
-    evaluation = evaluate(corpus, corpus_path, results, args.threshold, args.sample_pairs, args.seed)
+    if args.skip_quality:
+        evaluation = {"quality": {t: {} for t in results}, "strata": {}}
+    else:
+        print("evaluating against exact Jaccard ...", flush=True)
+        evaluation = evaluate(corpus, corpus_path, results, args.threshold, args.sample_pairs, args.seed)
     report = {
         "corpus": str(corpus_path),
         "corpus_mb": round(mb, 1),
@@ -427,8 +433,8 @@ def print_report(report: dict) -> None:
             return "-" if x is None else f"{x:.3f}"
 
         line = f"{tool:<13}{t['wall_s']:>8}{t['mb_per_s']:>8}{t['cpu_s']:>8}{t['peak_rss_mb']:>8}{short:>7}{dups:>7}"
-        line += f"{f(t['precision']):>7}{f(t['recall_lsh']):>7}{f(t['recall_near']):>7}"
-        line += f"{f(t['recall_claimed']):>8}{f(t['recall_injected']):>7}"
+        line += f"{f(t.get('precision')):>7}{f(t.get('recall_lsh')):>7}{f(t.get('recall_near')):>7}"
+        line += f"{f(t.get('recall_claimed')):>8}{f(t.get('recall_injected')):>7}"
         print(line)
     for tool, t in report["tools"].items():
         if t.get("stated_similarity_abs_error"):

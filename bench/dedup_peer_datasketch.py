@@ -7,7 +7,8 @@ set), a fast 32-bit token hash (``xxhash.xxh32_intdigest`` instead of the defaul
 ``params=(9, 13)`` filled in an ``insertion_session``. The components are built from the index's own band buckets
 (each bucket becomes a star of edges, linear in its size) rather than by querying every document, which would be
 quadratic in the 10,000-copy license buckets. Components and survivors come from ``dedup_recipe`` (scipy), shared
-with the rensa peer. Writes ``removed.parquet``, ``kept.parquet``, ``clusters.parquet`` and ``stats.json``.
+with the rensa peer. Writes ``kept.parquet`` (the kept documents with all
+their columns, as Sift does), ``removed.parquet``, ``clusters.parquet`` and ``stats.json``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def run(corpus: str, output: str, batch_rows: int) -> dict:
         "seconds_signatures": round(t_sig, 3),
         "candidate_edges": len(u),
     }
-    stats = recipe.write_outputs(output, ids, sources, too_short, survivor, labels, stats)
+    stats = recipe.write_outputs(output, ids, sources, too_short, survivor, labels, stats, corpus)
     stats["seconds_total"] = round(time.perf_counter() - t0, 3)
     return stats
 

@@ -8,7 +8,8 @@ Written as a user after throughput would use rensa 0.5: the batch API that retur
 13-grams with numpy and feeds the flat hash buffer (``digest_matrix_from_flat_token_hashes``). rensa's native LSH
 needs the bands to divide the permutations (9 does not divide 128) and answers with flags rather than buckets, so
 the 9x13 banding, connected components and survivors come from ``dedup_recipe`` (numpy + scipy), the same code as
-the datasketch peer. Writes ``removed.parquet``, ``kept.parquet``, ``clusters.parquet`` and ``stats.json``.
+the datasketch peer. Writes ``kept.parquet`` (the kept documents with all
+their columns, as Sift does), ``removed.parquet``, ``clusters.parquet`` and ``stats.json``.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def run(corpus: str, output: str, mode: str, batch_rows: int) -> dict:
         "seconds_signatures": round(t_sig, 3),
         "candidate_edges": len(u),
     }
-    stats = recipe.write_outputs(output, ids, sources, too_short, survivor, labels, stats)
+    stats = recipe.write_outputs(output, ids, sources, too_short, survivor, labels, stats, corpus)
     stats["seconds_total"] = round(time.perf_counter() - t0, 3)
     return stats
 

@@ -136,6 +136,24 @@ def components_and_survivors(n_docs: int, u: np.ndarray, v: np.ndarray) -> tuple
     return labels, first[labels]
 
 
+def write_kept(corpus: str | Path, keep: np.ndarray, path: Path) -> None:
+    """Stream the corpus again and write the rows where ``keep`` is true, all columns, to one Parquet file."""
+    reader = pj.open_json(str(corpus), read_options=pj.ReadOptions(block_size=16 << 20))
+    writer: pq.ParquetWriter | None = None
+    start = 0
+    try:
+        for rb in reader:
+            mask = pa.array(keep[start : start + rb.num_rows])
+            start += rb.num_rows
+            part = pa.Table.from_batches([rb]).filter(mask)
+            if writer is None:
+                writer = pq.ParquetWriter(path, part.schema)
+            writer.write_table(part.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def write_outputs(
     out_dir: str | Path,
     ids: list[str],
@@ -144,11 +162,12 @@ def write_outputs(
     survivor: np.ndarray,
     labels: np.ndarray,
     stats: dict,
+    corpus: str | Path | None = None,
 ) -> dict:
-    """Write ``removed.parquet``, ``clusters.parquet`` and ``stats.json`` in Sift's dedup output contract.
+    """Write ``kept.parquet``, ``removed.parquet``, ``clusters.parquet`` and ``stats.json`` (Sift's contract).
 
-    ``kept.parquet`` is written with ids and sources only (the peers do not carry the text through: the benchmark
-    only needs which ids were kept).
+    With ``corpus``, ``kept.parquet`` holds the kept documents with all their input columns (a second streaming
+    pass over the corpus, as Sift's output has them); without it, only their ids and sources.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,16 +190,20 @@ def write_outputs(
         }
     )
     pq.write_table(removed, out / "removed.parquet")
-    kept_rows = np.flatnonzero(~(too_short | near))
-    pq.write_table(
-        pa.table(
-            {
-                "id": pa.array(id_arr[kept_rows], pa.string()),
-                "source": pa.array(src_arr[kept_rows], pa.string()),
-            }
-        ),
-        out / "kept.parquet",
-    )
+    keep = ~(too_short | near)
+    kept_rows = np.flatnonzero(keep)
+    if corpus is not None:
+        write_kept(corpus, keep, out / "kept.parquet")
+    else:
+        pq.write_table(
+            pa.table(
+                {
+                    "id": pa.array(id_arr[kept_rows], pa.string()),
+                    "source": pa.array(src_arr[kept_rows], pa.string()),
+                }
+            ),
+            out / "kept.parquet",
+        )
     eligible = np.flatnonzero(~too_short)
     sizes = np.bincount(labels[eligible], minlength=labels.max() + 1 if n else 0)
     in_cluster = eligible[sizes[labels[eligible]] >= 2]

@@ -98,7 +98,9 @@ def test_peer_removes_copies_and_short_documents_only(tmp_path: Path, peer: list
     assert removed["copy-exact"]["reason"] == "near_duplicate"
     assert removed["copy-exact"]["duplicate_of"] == truth["exact_of"]
     assert removed["copy-edited"]["duplicate_of"] == truth["edited_of"]
-    kept = pq.read_table(out / "kept.parquet").column("id").to_pylist()
+    kept_table = pq.read_table(out / "kept.parquet")
+    assert kept_table.column_names == ["id", "source", "text"]
+    kept = kept_table.column("id").to_pylist()
     assert len(kept) + len(removed) == int(truth["n"])
     assert truth["exact_of"] in kept and truth["edited_of"] in kept
     clusters = pq.read_table(out / "clusters.parquet").to_pylist()
