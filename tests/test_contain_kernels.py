@@ -1,0 +1,146 @@
+"""R2D2 building blocks (issue 4): value normalisation and fingerprints, footer statistics and the safety of
+min-max pruning, schema classes, recipe encoding and checksums, and the `sift contain` / `sift rebuild` CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dedup.containment.kernels import canon_equal, canonical, column_hash
+from dedup.containment.recipes import decode_rows, encode_rows, table_checksum
+from dedup.containment.schema import TableSchema, column_infos, comparable, schema_graph, type_class
+from dedup.containment.stats import ColumnStats, TableStats, parquet_stats, prune_reason
+from dedup.containment.tables import table_from_paths
+
+
+def hashes(arr: pa.Array, klass: str) -> list[int]:
+    return column_hash(canonical(arr, klass)).tolist()
+
+
+def test_numbers_compare_by_value():
+    ints = pa.array([1, -2, None, 2**53 + 1, 0], pa.int64())
+    floats = pa.array([1.0, -2.0, float("nan"), float(2**53 + 1), -0.0], pa.float64())
+    h_int, h_float = hashes(ints, "num"), hashes(floats, "num")
+    assert h_int[:3] == h_float[:3]  # 1 == 1.0, -2 == -2.0, NULL == NaN
+    assert h_int[3] != h_float[3]  # 2**53 + 1 is not representable as a float: different values
+    assert h_int[4] == h_float[4]  # 0 == -0.0
+    assert hashes(pa.array([1.5]), "num") != hashes(pa.array([1]), "num")
+    assert hashes(pa.array([2**64 - 1], pa.uint64()), "num") != hashes(pa.array([-1], pa.int64()), "num")
+    assert canon_equal(canonical(ints, "num"), canonical(floats, "num")).tolist() == [
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
+
+
+def test_instants_strings_and_decimals():
+    day = pa.array([dt.date(2020, 1, 2), None])
+    ts = pa.array([dt.datetime(2020, 1, 2), None], pa.timestamp("s"))
+    ts_utc = pa.array([dt.datetime(2020, 1, 2, tzinfo=dt.UTC), None], pa.timestamp("us", tz="UTC"))
+    assert hashes(day, "time") == hashes(ts, "time") == hashes(ts_utc, "time")
+    assert hashes(pa.array([dt.datetime(1960, 1, 1, 0, 0, 0, 1)], pa.timestamp("us")), "time") != hashes(
+        pa.array([dt.datetime(1960, 1, 1)], pa.timestamp("us")), "time"
+    )
+    s = pa.array(["a", "bb", None, "ccccccccccccccccc"])
+    assert (
+        hashes(s, "str") == hashes(s.dictionary_encode(), "str") == hashes(s.cast(pa.large_string()), "str")
+    )
+    assert hashes(s.slice(1), "str") == hashes(s, "str")[1:]
+    d1 = pa.array([Decimal("1.50"), Decimal("2")], pa.decimal128(10, 2))
+    d2 = pa.array([Decimal("1.5000"), Decimal("2.0000")], pa.decimal128(12, 4))
+    assert hashes(d1, "dec") == hashes(d2, "dec")
+
+
+def test_type_classes_and_schema_graph():
+    assert type_class(pa.int8()) == type_class(pa.float32()) == "num"
+    assert type_class(pa.dictionary(pa.int32(), pa.string())) == "str"
+    assert type_class(pa.date32()) == type_class(pa.timestamp("ns", tz="UTC")) == "time"
+    assert type_class(pa.bool_()) != type_class(pa.int64())
+    assert comparable("null", "str") and not comparable("bool", "num")
+    schemas = [
+        pa.schema([("a", pa.int64()), ("b", pa.string())]),
+        pa.schema([("b", pa.string())]),
+        pa.schema([("B", pa.string())]),
+        pa.schema([("a", pa.float64()), ("b", pa.string()), ("c", pa.bool_())]),
+        pa.schema([("a", pa.bool_()), ("b", pa.string())]),
+    ]
+    ts = [TableSchema(i, str(i), s, column_infos(s)) for i, s in enumerate(schemas)]
+    pairs, info = schema_graph(ts)
+    assert set(pairs) == {(0, 3), (1, 0), (1, 3), (1, 4)}
+    assert info["all_pairs"] == 20
+    ci = [TableSchema(i, str(i), s, column_infos(s, case_insensitive=True)) for i, s in enumerate(schemas)]
+    assert (2, 0) in schema_graph(ci)[0]
+    dup = column_infos(pa.schema([("x", pa.int64()), ("x", pa.int64())]))
+    assert [c.key for c in dup] == ["x", "x#2"]
+
+
+def _ts(schema: pa.Schema) -> TableSchema:
+    return TableSchema(0, "t", schema, column_infos(schema))
+
+
+def test_footer_statistics_read_no_data_and_prune_safely(tmp_path):
+    t = pa.table({"x": pa.array([3, 5, None]), "s": ["b", "c", "d"], "f": [1.0, float("nan"), 2.0]})
+    pq.write_table(t, tmp_path / "t.parquet", row_group_size=2)
+    ref = table_from_paths("t", [str(tmp_path / "t.parquet")], "parquet")
+    st = parquet_stats(ref, _ts(t.schema))
+    x, s, f = st.columns
+    assert st.rows == 3 and x.nulls == 1 and (x.min_lo, x.max_hi) == (3, 5)
+    assert (s.min_lo, s.max_hi) == (b"b", b"d")
+    assert f.nulls == 0 and not f.nulls_exact  # NaN is a NULL the footer does not count
+    a = _ts(pa.schema([("s", pa.string())]))
+    b = _ts(pa.schema([("s", pa.string())]))
+
+    def stats(lo, hi, exact=True):
+        c = ColumnStats(nulls=0, nulls_exact=True, min_lo=lo, max_hi=hi, empty=False)
+        if exact:
+            c.min_hi, c.max_lo = lo, hi
+        return TableStats(rows=5, columns=[c])
+
+    assert prune_reason(a, stats(b"a", b"c"), b, stats(b"b", b"d")) == "minmax: s"
+    assert prune_reason(a, stats(b"b", b"c"), b, stats(b"b", b"d")) is None
+    # truncated bounds: A's true min may lie anywhere in [b"a", A's max]; only disjoint ranges are pruned
+    assert prune_reason(a, stats(b"a", b"c", exact=False), b, stats(b"b", b"d", exact=False)) is None
+    assert prune_reason(a, stats(b"a", b"ab", exact=False), b, stats(b"b", b"d", exact=False)) == "minmax: s"
+
+
+def test_recipe_rows_and_checksum():
+    rows = np.array([5, 3, 3, 0, 2**40, 7])
+    assert decode_rows(encode_rows(rows), len(rows)).tolist() == rows.tolist()
+    t = pa.table({"a": [1, 2, 3], "s": pa.array(["x", "y", "x"]).dictionary_encode()})
+    chunked = pa.concat_tables([t.slice(0, 1), t.slice(1)])
+    assert table_checksum(chunked) == table_checksum(t)
+    assert table_checksum(t) != table_checksum(t.slice(0, 2))
+    assert table_checksum(pa.table({"f": [0.0]})) != table_checksum(pa.table({"f": [-0.0]}))
+    assert table_checksum(pa.table({"f": [None]}, pa.schema([("f", pa.float64())]))) != table_checksum(
+        pa.table({"f": [float("nan")]})
+    )
+
+
+@pytest.mark.slow
+def test_cli_contain_apply_and_rebuild(tmp_path, sift_cli):
+    lake = tmp_path / "lake"
+    (lake / "sub").mkdir(parents=True)
+    big = pa.table({"k": [f"k{i}" for i in range(200)], "v": list(range(200))})
+    pq.write_table(big, lake / "big.parquet")
+    pq.write_table(big.slice(10, 30).select(["v"]), lake / "sub" / "part.parquet")
+    out = tmp_path / "out"
+    log = tmp_path / "access.csv"
+    log.write_text("table,count\nbig,100\nsub/part,0\n")  # a table nobody reads is worth deleting
+    run = sift_cli("contain", str(lake), "--output", str(out), "--access-log", str(log), "--apply")
+    assert run.returncode == 0, run.stderr
+    plan = {r["table"]: r for r in pq.read_table(out / "deletion_plan.parquet").to_pylist()}
+    assert plan["sub/part"]["action"] == "delete" and plan["sub/part"]["applied"]
+    assert not (lake / "sub" / "part.parquet").exists()
+    rebuilt = tmp_path / "part.parquet"
+    rb = sift_cli("rebuild", "sub/part", "--plan", str(out), "--output", str(rebuilt))
+    assert rb.returncode == 0, rb.stderr
+    assert pq.read_table(rebuilt).equals(big.slice(10, 30).select(["v"]))
+    assert sift_cli("rebuild", "nope", "--plan", str(out), "--output", str(rebuilt)).returncode == 2
+    assert sift_cli("contain", str(tmp_path / "missing"), "--output", str(out)).returncode == 2
