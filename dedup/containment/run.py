@@ -199,6 +199,7 @@ def plan_and_write(
         failed |= bad
     plan_info.update(rounds=rounds, edges_failed_verification=len(failed))
     recipes = {t: cache[(t, e.container)] for t, e in plan.items()}
+    failed_by_table = {t: f"from {names[c]}: {cache[(t, c)].get('error')}" for t, c in sorted(failed)}
     t2 = time.perf_counter() - recipe_s
     t3 = time.perf_counter()
 
@@ -238,6 +239,8 @@ def plan_and_write(
             row.update(verified=False, reason=f"kept: recipe not verified ({(rec or {}).get('error')})")
         elif t in used_as_container:
             row["reason"] = "kept: container of a deleted table"
+        elif t in failed_by_table:
+            row.update(verified=False, reason=f"kept: no recipe verified ({failed_by_table[t]})")
         elif contained_in.get(t):
             row["reason"] = "kept: rebuilding costs more than storing, or too slow"
         else:
