@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.containment.engines.base import ContentEngine
-from dedup.containment.kernels import canon_equal, canonical
+from dedup.containment.engines.base import LRU, ContentEngine
+from dedup.containment.kernels import Canon, canon_equal, canonical
 from dedup.containment.schema import TableSchema
-from dedup.containment.tables import TableRef, read_table
+from dedup.containment.tables import TableRef, read_columns
 
 
 @dataclass
@@ -44,20 +44,23 @@ def _keys(s: TableSchema) -> tuple[str, ...]:
 class RowComparer:
     """Compares rows of A and B on the given column keys by their normalised values (exact, no hashing)."""
 
-    def __init__(
-        self, refs: list[TableRef], schemas: list[TableSchema], a: int, b: int, keys: tuple[str, ...]
-    ):
-        sa, sb = schemas[a], schemas[b]
-        ta = read_table(refs[a], [sa.by_key[k].position for k in keys])
-        tb = read_table(refs[b], [sb.by_key[k].position for k in keys])
-        self.ca = [canonical(ta.column(i), sa.by_key[k].klass) for i, k in enumerate(keys)]
-        self.cb = [canonical(tb.column(i), sb.by_key[k].klass) for i, k in enumerate(keys)]
+    def __init__(self, ca: list[Canon], cb: list[Canon]) -> None:
+        self.ca, self.cb = ca, cb
 
     def equal(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
         ok = np.ones(len(a_rows), dtype=bool)
         for ca, cb in zip(self.ca, self.cb, strict=True):
             ok &= canon_equal(ca.take(a_rows), cb.take(b_rows))
         return ok
+
+
+def _canon_bytes(c: Canon) -> int:
+    n = c.valid.nbytes
+    if c.words is not None:
+        n += c.words.nbytes
+    if c.blobs is not None:
+        n += c.blobs.nbytes
+    return n
 
 
 class ContentCheck:
@@ -71,10 +74,12 @@ class ContentCheck:
         engine: ContentEngine,
         sample_rows: int = 64,
         seed: int = 0,
+        canon_cache_bytes: int = 256 << 20,
     ) -> None:
         self.refs, self.schemas, self.rows, self.engine = refs, schemas, rows, engine
         self.sample_rows, self.seed = sample_rows, seed
         self.stats: dict[str, int | float] = defaultdict(int)
+        self.canon_cache = LRU(canon_cache_bytes)
 
     # -- one pair -----------------------------------------------------------------------------------------------
     def check(self, a: int, b: int) -> tuple[bool, str, dict]:
@@ -113,7 +118,7 @@ class ContentCheck:
         mapping = e.mapping(pa_, pb)
         if (mapping < 0).any():  # cannot happen after an empty anti-join; refuse rather than guess
             return False, "confirm", {"unmatched_rows": int((mapping < 0).sum())}
-        cmp = RowComparer(self.refs, self.schemas, a, b, keys)
+        cmp = RowComparer(self._canons(a, keys), self._canons(b, keys))
         ok = cmp.equal(np.arange(len(mapping), dtype=np.int64), mapping)
         self.stats["confirmed_rows"] += len(mapping)
         bad = np.flatnonzero(~ok)
@@ -128,6 +133,23 @@ class ContentCheck:
                 if not cmp.equal(np.full(len(cands), row, dtype=np.int64), cands).any():
                     return False, "confirm", {"row": int(row), "hash_collision": True}
         return True, "content", {"rows": int(len(mapping)), "hash_collisions_resolved": int(len(bad))}
+
+    def _canons(self, t: int, keys: tuple[str, ...]) -> list[Canon]:
+        """Normalised columns of table t (cached per column, read together when missing)."""
+        s = self.schemas[t]
+        missing = [k for k in keys if self.canon_cache.get((t, k)) is None]
+        if missing:
+            table = read_columns(self.refs[t], [s.by_key[k].position for k in missing])
+            for i, k in enumerate(missing):
+                c = canonical(table.column(i), s.by_key[k].klass)
+                self.canon_cache.put((t, k), c, _canon_bytes(c))
+        out = []
+        for k in keys:
+            c = self.canon_cache.get((t, k))
+            if c is None:  # evicted meanwhile by a tiny budget: read it alone
+                c = canonical(read_columns(self.refs[t], [s.by_key[k].position]).column(0), s.by_key[k].klass)
+            out.append(c)
+        return out
 
     def _needs(self, pairs: list[tuple[int, int]], both: bool = False) -> list[tuple[int, tuple[str, ...]]]:
         """Projections the checks of these pairs read: A and B on A's keys, and every single column."""

@@ -139,12 +139,21 @@ def find_containment(
     else:
         engine = make_engine(config.engine, good, schemas, config, spark)
     try:
-        check = ContentCheck(good, schemas, [s.rows for s in tstats], engine, config.sample_rows, config.seed)
+        check = ContentCheck(
+            good,
+            schemas,
+            [s.rows for s in tstats],
+            engine,
+            config.sample_rows,
+            config.seed,
+            canon_cache_bytes=config.cache_bytes // 4,
+        )
         edges, rep, t_content = check.run(survivors)
     finally:
         engine.close()
     t4 = time.perf_counter()
 
+    survivor_set = set(survivors)
     steps = {
         "seconds": t4 - t0,
         "tables": len(good),
@@ -167,7 +176,7 @@ def find_containment(
             "considered": len(survivors),
             "engine": config.engine,
             **{k: (int(v) if isinstance(v, int | bool) else v) for k, v in sorted(check.stats.items())},
-            "pruned": len(survivors) - sum(1 for e in edges if (e.contained, e.container) in set(survivors)),
+            "pruned": len(survivors) - len(survivor_set & {(e.contained, e.container) for e in edges}),
             **t_content,
             "seconds": t4 - t3,
         },

@@ -63,7 +63,7 @@ def read_schema(ref: TableRef) -> pa.Schema:
 def read_table(ref: TableRef, columns: Sequence[int] | None = None) -> pa.Table:
     """Read a whole table (optionally only the columns at the given positions), rows in lake order."""
     if ref.format == "parquet":
-        parts = [pq.read_table(p, use_pandas_metadata=False) for p in ref.paths]
+        parts = [pq.ParquetFile(p).read(use_pandas_metadata=False) for p in ref.paths]
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     elif ref.format == "csv":
         table = pacsv.read_csv(ref.paths[0])
@@ -82,7 +82,8 @@ def iter_column_batches(
     if ref.format == "parquet":
         for p in ref.paths:
             pf = pq.ParquetFile(p)
-            names = pf.schema_arrow.names
+            arrow_schema = pf.schema_arrow
+            names = arrow_schema.names
             if len(set(names)) == len(names):
                 wanted = [names[i] for i in columns]
                 if not wanted:
@@ -90,13 +91,19 @@ def iter_column_batches(
                     for start in range(0, n, batch_rows):
                         yield _empty_batch(min(batch_rows, n - start))
                     continue
+                schema = pa.schema([arrow_schema.field(i) for i in columns])
+                if pf.metadata.num_rows <= batch_rows:
+                    t = pf.read(columns=wanted, use_pandas_metadata=False)
+                    yield pa.RecordBatch.from_arrays(
+                        [t.column(w).combine_chunks() for w in wanted], schema=schema
+                    )
+                    continue
                 for batch in pf.iter_batches(
                     batch_size=batch_rows, columns=wanted, use_pandas_metadata=False
                 ):
                     # iter_batches returns the requested columns in file order; put them in the asked order
                     yield pa.RecordBatch.from_arrays(
-                        [batch.column(batch.schema.get_field_index(w)) for w in wanted],
-                        schema=pa.schema([pf.schema_arrow.field(i) for i in columns]),
+                        [batch.column(batch.schema.get_field_index(w)) for w in wanted], schema=schema
                     )
             else:  # duplicate column names: read whole row groups and select by position
                 for g in range(pf.num_row_groups):
@@ -109,3 +116,11 @@ def iter_column_batches(
 
 def _empty_batch(n: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_struct_array(pa.array([{}] * n, type=pa.struct([])))
+
+
+def read_columns(ref: TableRef, columns: Sequence[int]) -> pa.Table:
+    """The columns at the given positions as one table (reading only those columns of Parquet files)."""
+    batches = list(iter_column_batches(ref, columns))
+    if batches:
+        return pa.Table.from_batches(batches)
+    return read_table(ref, columns)
