@@ -166,9 +166,11 @@ def demo(
     table = Table(title=f"sift demo: lake {root}, Dagster instance {home}")
     table.add_column("run")
     table.add_column("assets")
+    table.add_column("checks")
     table.add_column("status")
     for row in summary:
-        table.add_row(row["run"], row["assets"], "[green]success" if row["success"] else "[red]failed")
+        status = "[green]success" if row["success"] else "[red]failed"
+        table.add_row(row["run"], row["assets"], row["checks"], status)
     out.print(table)
     out.print("Open the Dagster UI on these runs with: [bold]sift ui[/bold]")
     if not all(r["success"] for r in summary):

@@ -45,8 +45,9 @@ def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None
     resources = {"lake": LakeResource(root=str(lake_root)), "engine": EngineResource(name="polars")}
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
-    partitioned = [k for k in graph.materializable_asset_keys if graph.get(k).partitions_def is not None]
-    unpartitioned = [k for k in graph.materializable_asset_keys if graph.get(k).partitions_def is None]
+    ordered = [k for k in graph.toposorted_asset_keys if k in graph.materializable_asset_keys]
+    partitioned = [k for k in ordered if graph.get(k).partitions_def is not None]
+    unpartitioned = [k for k in ordered if graph.get(k).partitions_def is None]
     summary: list[dict[str, Any]] = []
     for source in sources:
         console.print(
@@ -71,11 +72,24 @@ def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None
 
 
 def _row(run: str, keys: list[dg.AssetKey], result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    """One summary row per run: its assets with their row counts, and how many checks passed."""
+    rows: dict[str, Any] = {}
+    for key in keys:
+        for mat in result.asset_materializations_for_node(key.to_python_identifier()):
+            if "dagster/row_count" in mat.metadata:
+                rows[mat.asset_key.to_user_string()] = mat.metadata["dagster/row_count"].value
     checks = result.get_asset_check_evaluations()
     failed = [c.check_name for c in checks if not c.passed]
+    named = [
+        f"{k.to_user_string()} ({rows[k.to_user_string()]:,} rows)"
+        if k.to_user_string() in rows
+        else k.to_user_string()
+        for k in keys
+    ]
     return {
         "run": run,
-        "assets": ", ".join(k.to_user_string() for k in keys)
-        + (f" (failed checks: {failed})" if failed else ""),
+        "assets": ", ".join(named),
+        "checks": f"{len(checks) - len(failed)}/{len(checks)} passed"
+        + (f"; failed: {', '.join(failed)}" if failed else ""),
         "success": result.success and not failed,
     }
