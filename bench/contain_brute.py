@@ -10,6 +10,11 @@ NULL, booleans are their own class, strings and categoricals compare as exact te
 instant (a naive timestamp is read as UTC, a date as midnight UTC). Every value becomes a canonical string, so a
 pair is compared with one polars anti-join on string columns with ``nulls_equal=True``.
 
+Column matching is by exact name. With ``--case-insensitive``, a column of A without a same-named column in B
+matches the one column of B whose name is equal ignoring case (no match when B has several such columns), and the
+mapping must be one-to-one: so a table whose names collide ignoring case ("Area", "area") still matches a copy of
+itself, whatever the column order.
+
 Tables are discovered with the lake's convention: every ``*.parquet`` file, every ``*.parquet`` folder of part
 files, and every ``*.csv`` file, named by the path relative to the lake root without the extension.
 
@@ -24,7 +29,7 @@ import os
 import sys
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -160,74 +165,81 @@ def normalise(frame: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass
 class Loaded:
-    """A table's schema classes (by matching key), the original column names, and its distinct normalised rows."""
+    """A table's column classes (by column name) and its distinct normalised rows."""
 
     ref: TableRef
     classes: dict[str, str]
     rows: pl.DataFrame
-    original: dict[str, str] = field(default_factory=dict)  # matching key -> column name in the file
     error: str | None = None
 
 
-def keys_of(names: list[str], case_insensitive: bool) -> list[str]:
-    return [n.lower() for n in names] if case_insensitive else list(names)
-
-
-def load_schema(ref: TableRef, case_insensitive: bool = False) -> Loaded:
+def load_schema(ref: TableRef) -> Loaded:
     """Only a table's column classes (no rows). A table that cannot be read gets ``error``."""
     try:
         schema = read_schema(ref)
     except Exception as exc:  # noqa: BLE001 - unreadable tables are reported, not fatal
         return Loaded(ref, {}, pl.DataFrame(), error=f"{type(exc).__name__}: {exc}")
-    keys = keys_of(schema.names, case_insensitive)
-    if len(set(keys)) != len(keys):
+    if len(set(schema.names)) != len(schema.names):
         return Loaded(ref, {}, pl.DataFrame(), error="duplicate column names")
-    classes = {k: type_class(f.type) for k, f in zip(keys, schema, strict=True)}
-    return Loaded(ref, classes, pl.DataFrame(), dict(zip(keys, schema.names, strict=True)))
+    return Loaded(ref, {f.name: type_class(f.type) for f in schema}, pl.DataFrame())
 
 
-def load(
-    ref: TableRef,
-    case_insensitive: bool = False,
-    keys: list[str] | None = None,
-    original: dict[str, str] | None = None,
-) -> Loaded:
-    """Read and normalise one table (only the columns matched by ``keys`` where given)."""
+def load(ref: TableRef, columns: list[str] | None = None) -> Loaded:
+    """Read and normalise one table (only ``columns`` where given)."""
     try:
-        columns = [original[k] for k in keys] if keys is not None and original is not None else None
         table = read_arrow(ref, columns)
     except Exception as exc:  # noqa: BLE001 - unreadable tables are reported, not fatal
         return Loaded(ref, {}, pl.DataFrame(), error=f"{type(exc).__name__}: {exc}")
-    names = table.column_names
-    k = keys_of(names, case_insensitive)
-    if len(set(k)) != len(k):
+    if len(set(table.column_names)) != len(table.column_names):
         return Loaded(ref, {}, pl.DataFrame(), error="duplicate column names")
-    classes = {key: type_class(f.type) for key, f in zip(k, table.schema, strict=True)}
-    frame = pl.from_arrow(table.rename_columns(k))
+    frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return Loaded(ref, classes, normalise(frame), dict(zip(k, names, strict=True)))
+    return Loaded(ref, {f.name: type_class(f.type) for f in table.schema}, normalise(frame))
 
 
-def schema_contained(a: dict[str, str], b: dict[str, str]) -> bool:
-    """A's columns are all columns of B, each of a comparable class (an all-NULL column matches any class)."""
+def _comparable(x: str, y: str) -> bool:
+    return x == y or "null" in (x, y)
+
+
+def column_mapping(
+    a: dict[str, str],
+    b: dict[str, str],
+    case_insensitive: bool = False,
+    b_lower: dict[str, list[str]] | None = None,
+) -> dict[str, str] | None:
+    """Which column of B each column of A is, or None when some column of A has no comparable partner in B.
+
+    A column matches the column of B with the same name. With ``case_insensitive``, a column without such a
+    partner matches the one column of B whose name is equal ignoring case (none when B has several); the mapping
+    must be one-to-one. An all-NULL column is comparable with any class (its values are all NULL).
+    """
+    mapping: dict[str, str] = {}
     for name, cls in a.items():
-        other = b.get(name)
-        if other is None:
-            return False
-        if cls != other and "null" not in (cls, other):
-            return False
-    return True
+        partner = name if name in b else None
+        if partner is None and case_insensitive:
+            lowered = (
+                b_lower.get(name.lower(), [])
+                if b_lower is not None
+                else [n for n in b if n.lower() == name.lower()]
+            )
+            partner = lowered[0] if len(lowered) == 1 else None
+        if partner is None or not _comparable(cls, b[partner]):
+            return None
+        mapping[name] = partner
+    if len(set(mapping.values())) != len(mapping):
+        return None
+    return mapping
 
 
-def rows_contained(a: pl.DataFrame, b: pl.DataFrame, columns: list[str]) -> bool:
-    """Distinct rows of A (already distinct) all occur in B projected on ``columns``."""
+def rows_contained(a: pl.DataFrame, b: pl.DataFrame, mapping: dict[str, str]) -> bool:
+    """Distinct rows of A (already distinct) all occur in B's columns ``mapping[c]`` for A's columns ``c``."""
     if a.height == 0:
         return True
     if b.height == 0:
         return False
-    proj = b.select(columns).unique()
-    left = a.select(columns)
-    missing = left.join(proj, on=columns, how="anti", nulls_equal=True)
+    columns = list(mapping)
+    proj = b.select([pl.col(mapping[c]).alias(c) for c in columns]).unique()
+    missing = a.select(columns).join(proj, on=columns, how="anti", nulls_equal=True)
     return missing.height == 0
 
 
@@ -238,9 +250,8 @@ def rows_contained(a: pl.DataFrame, b: pl.DataFrame, columns: list[str]) -> bool
 class _Cache:
     """Loaded tables, least recently used dropped beyond a byte budget."""
 
-    def __init__(self, refs: dict[str, TableRef], case_insensitive: bool, budget_bytes: int) -> None:
+    def __init__(self, refs: dict[str, TableRef], budget_bytes: int) -> None:
         self.refs = refs
-        self.ci = case_insensitive
         self.budget = budget_bytes
         self.items: OrderedDict[str, Loaded] = OrderedDict()
         self.size = 0
@@ -251,7 +262,7 @@ class _Cache:
         if hit is not None:
             self.items.move_to_end(name)
             return hit
-        loaded = load(self.refs[name], self.ci)
+        loaded = load(self.refs[name])
         self.loads += 1
         nbytes = int(loaded.rows.estimated_size()) if loaded.rows.width else 0
         self.items[name] = loaded
@@ -280,37 +291,46 @@ def brute_force(
     t0 = time.perf_counter()
     refs = {r.name: r for r in discover(lake)}
     names = sorted(refs)
-    cache = _Cache(refs, case_insensitive, cache_bytes)
+    cache = _Cache(refs, cache_bytes)
     schemas: dict[str, Loaded] = {}
     errors: dict[str, str] = {}
     for n in names:
-        loaded = cache.get(n) if cached else load_schema(refs[n], case_insensitive)
+        loaded = cache.get(n) if cached else load_schema(refs[n])
         if loaded.error:
             errors[n] = loaded.error
         else:
             schemas[n] = loaded
     t_load = time.perf_counter() - t0
     ok = [n for n in names if n in schemas]
-    candidates = [
-        (a, b) for a in ok for b in ok if a != b and schema_contained(schemas[a].classes, schemas[b].classes)
-    ]
+    lower: dict[str, dict[str, list[str]]] = {}
+    for n in ok:
+        groups: dict[str, list[str]] = {}
+        for c in schemas[n].classes:
+            groups.setdefault(c.lower(), []).append(c)
+        lower[n] = groups
+    candidates: list[tuple[str, str, dict[str, str]]] = []
+    for a in ok:
+        for b in ok:
+            if a != b:
+                m = column_mapping(schemas[a].classes, schemas[b].classes, case_insensitive, lower[b])
+                if m is not None:
+                    candidates.append((a, b, m))
     t_schema = time.perf_counter() - t0 - t_load
     rows: list[tuple[str, str, str]] = []
     loads = 0
-    for i, (a, b) in enumerate(candidates):
-        keys = list(schemas[a].classes)
+    for i, (a, b, mapping) in enumerate(candidates):
         if cached:
             ra, rb = cache.get(a).rows, cache.get(b).rows
         else:
-            la = load(refs[a], case_insensitive)
-            lb = load(refs[b], case_insensitive, keys, schemas[b].original)
+            la = load(refs[a])
+            lb = load(refs[b], list(dict.fromkeys(mapping.values())))
             loads += 2
             if la.error or lb.error:
                 errors[a if la.error else b] = str(la.error or lb.error)
                 continue
             ra, rb = la.rows, lb.rows
-        if rows_contained(ra, rb, keys):
-            rows.append((a, b, json.dumps([schemas[a].original[k] for k in keys])))
+        if rows_contained(ra, rb, mapping):
+            rows.append((a, b, json.dumps(list(mapping))))
         if progress and i % 2000 == 0:
             print(f"  brute force: {i}/{len(candidates)} pairs", file=sys.stderr, flush=True)
     t_total = time.perf_counter() - t0

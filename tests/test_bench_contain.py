@@ -118,6 +118,26 @@ def test_brute_force_follows_the_definition(tmp_path: Path) -> None:
     assert not any("upper" in p for p in found)
 
 
+def test_case_insensitive_matching_with_colliding_names(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    both = pa.table({"Area": [1, 2, 3], "area": [10, 20, 30]})
+    _write(lake, "both", both)
+    _write(lake, "reordered", both.select(["area", "Area"]).take([2, 0, 1]))  # exact names match first
+    _write(lake, "upper", pa.table({"AREA": [1, 2]}))  # two partners ignoring case in `both`: no match
+    _write(lake, "lower_only", pa.table({"area": [10]}))
+    _write(lake, "single", pa.table({"AREA": [10, 20], "x": [1, 1]}))
+    found = _pairs(contain_brute.brute_force(lake, case_insensitive=True)[0])
+    assert found == {
+        ("reordered", "both"),
+        ("both", "reordered"),
+        ("lower_only", "both"),
+        ("lower_only", "reordered"),
+        ("lower_only", "single"),  # area -> AREA, the only partner ignoring case
+    }
+    exact = _pairs(contain_brute.brute_force(lake)[0])
+    assert exact == found - {("lower_only", "single")}
+
+
 def _digest(folder: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):
