@@ -314,6 +314,8 @@ def run_bench(
     if stats_path.exists():
         result["sift"]["stats"] = json.loads(stats_path.read_text())
     result["speedup_vs_brute_force"] = brute["seconds"] / sift["seconds"] if sift["seconds"] > 0 else None
+    if sift["cpu_seconds"] > 0:
+        result["cpu_ratio_vs_brute_force"] = brute["cpu_seconds"] / sift["cpu_seconds"]
     if cached is not None and cached["returncode"] == 0 and sift["seconds"] > 0:
         result["speedup_vs_brute_force_cached"] = cached["seconds"] / sift["seconds"]
     steps_s = containment_seconds(result["sift"].get("stats", {}))
@@ -386,6 +388,10 @@ def report(result: dict) -> str:
         f"-> {sp:.1f}x (target >= {TARGET_SPEEDUP:.0f}x with exact results: "
         f"{'MET' if result['target_met'] else 'NOT MET'})"
     )
+    if result.get("cpu_ratio_vs_brute_force"):
+        lines.append(
+            f"  cpu seconds ratio (less sensitive to a busy machine): {result['cpu_ratio_vs_brute_force']:.1f}x"
+        )
     spc = result.get("speedup_vs_brute_force_cached")
     if spc is not None:
         same = result["brute_force_cached"].get("same_pairs_as_pairwise")
