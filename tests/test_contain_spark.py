@@ -15,6 +15,10 @@ from pipelines.lake_tables import discover_tables
 SMALL = {
     "base",
     "subsets/rows_half",
+    "subsets/rows_quarter_shuffled",
+    "proj/src_digit",
+    "types/categorical",
+    "types/ts_us_utc",
     "copies/shuffled",
     "near/swapped_cell",
     "types/float_counts",

@@ -94,11 +94,8 @@ class ContentCheck:
                 return False, "column_values", {"column": self.schemas[a].by_key[k].name}
         e = self.engine
         pa_, pb = e.projection(a, keys), e.projection(b, keys)
-        n = e.num_rows(pa_)
-        if self.sample_rows and n > self.sample_rows:
-            h = zlib.crc32(f"{self.refs[a].name}\0{self.refs[b].name}".encode())
-            rng = np.random.default_rng([self.seed, h])
-            rows = np.sort(rng.choice(n, size=self.sample_rows, replace=False))
+        rows = self._sample(a, b)
+        if rows is not None:
             miss = e.sample_missing(pa_, pb, rows)
             self.stats["sampled"] += 1
             if miss:
@@ -133,6 +130,15 @@ class ContentCheck:
                 if not cmp.equal(np.full(len(cands), row, dtype=np.int64), cands).any():
                     return False, "confirm", {"row": int(row), "hash_collision": True}
         return True, "content", {"rows": int(len(mapping)), "hash_collisions_resolved": int(len(bad))}
+
+    def _sample(self, a: int, b: int) -> np.ndarray | None:
+        """The seeded random rows of A tested first against B (None when A is not larger than the sample)."""
+        n = self.rows[a]
+        if not self.sample_rows or n <= self.sample_rows:
+            return None
+        h = zlib.crc32(f"{self.refs[a].name}\0{self.refs[b].name}".encode())
+        rng = np.random.default_rng([self.seed, h])
+        return np.sort(rng.choice(n, size=self.sample_rows, replace=False))
 
     def _canons(self, t: int, keys: tuple[str, ...]) -> list[Canon]:
         """Normalised columns of table t (cached per column, read together when missing)."""
@@ -185,16 +191,24 @@ class ContentCheck:
         sig_cache: dict[int, tuple[int, int]] = {}
         self.engine.prefetch(self._needs(mutual, both=True))
         for a, b in mutual:
+            for t in (a, b):
+                if self.rows[t] > 0 and t not in sig_cache:
+                    sig_cache[t] = self.engine.distinct_signature(
+                        self.engine.projection(t, _keys(self.schemas[t]))
+                    )
+        self.engine.prefetch_pairs(
+            [
+                (a, b, _keys(self.schemas[a]), self._sample(a, b))
+                for a, b in mutual
+                if self.rows[a] > 0 and self.rows[b] > 0 and sig_cache[a] == sig_cache[b]
+            ]
+        )
+        for a, b in mutual:
             if find(a) == find(b):
                 continue
             if self.rows[a] == 0 or self.rows[b] == 0:
                 same = self.rows[a] == self.rows[b]
             else:
-                for t in (a, b):
-                    if t not in sig_cache:
-                        sig_cache[t] = self.engine.distinct_signature(
-                            self.engine.projection(t, _keys(self.schemas[t]))
-                        )
                 same = sig_cache[a] == sig_cache[b] and self.check(a, b)[0]
             if same:
                 ra, rb = find(a), find(b)
@@ -216,6 +230,9 @@ class ContentCheck:
         )
         self.stats["node_pairs"] = len(node_pairs)
         self.engine.prefetch(self._needs(node_pairs))
+        self.engine.prefetch_pairs(
+            [(a, b, _keys(self.schemas[a]), self._sample(a, b)) for a, b in node_pairs if self.rows[a] > 0]
+        )
         true_out: dict[int, set[int]] = defaultdict(set)
         true_in: dict[int, set[int]] = defaultdict(set)
         false_out: dict[int, set[int]] = defaultdict(set)

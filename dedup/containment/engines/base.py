@@ -91,6 +91,9 @@ class ContentEngine(ABC):
     def prefetch(self, specs: list[tuple[int, tuple[str, ...]]]) -> None:  # noqa: B027 - optional hook
         """Projections (table, keys) the check is about to need; engines may compute them together."""
 
+    def prefetch_pairs(self, pairs: list[tuple[int, int, tuple[str, ...], np.ndarray | None]]) -> None:  # noqa: B027
+        """Pairs (a, b, keys, sample rows) the check may test; engines may test them together."""
+
     def num_rows(self, p: Any) -> int:
         return int(p.rows)
 

@@ -4,7 +4,8 @@ Each table is split into tasks (one per Parquet row group, one per CSV file) wit
 executors read exactly the rows the embedded engine reads, in the same order, with the same pyarrow readers and the
 same kernels (`kernels.py`): a projection is a DataFrame (`row` long, `fp` long) persisted once and reused by every
 pair. The sample test and the exact test are left-anti joins on `fp`; the row mapping is a join with B's first row
-per fingerprint. Only small results (counts, and the row mapping of a contained table) come back to the driver.
+per fingerprint. Candidate pairs are tested together: one anti-join on (pair, fp) over all of them, and one join
+mapping the rows of every contained A, instead of a Spark job per pair. Only small results (counts, and the row mapping of a contained table) come back to the driver.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class SparkEngine(ContentEngine):
         self.counts: dict[int, int] = {}
         self.signatures: dict[int, tuple[int, int]] = {}
         self.column_sets: dict[tuple[int, str], np.ndarray] = {}
+        self.pair_results: dict[tuple[int, int], tuple[int, int]] = {}  # (pid a, pid b) -> (missing, sample)
+        self.pair_maps: dict[tuple[int, int], np.ndarray] = {}
 
     def _tasks_for(self, specs: list[tuple[int, tuple[str, ...]]], first_id: int) -> list[dict]:
         tasks = []
@@ -141,6 +144,71 @@ class SparkEngine(ContentEngine):
             for r in sig:
                 self.signatures[r["proj"]] = (int(r["n"]), int(r["d"] or 0))
 
+    def _all_fingerprints(self):
+        frames = list({id(f): f for f in self.frames}.values())
+        out = frames[0]
+        for f in frames[1:]:
+            out = out.unionByName(f)
+        return out
+
+    def prefetch_pairs(self, pairs: list[tuple[int, int, tuple[str, ...], np.ndarray | None]]) -> None:
+        """Test many pairs in two jobs: one anti-join of every A against its B on (pair, fp) counting missing
+        rows (and missing sampled rows), then one join mapping every row of each contained A to B's first row."""
+        from pyspark.sql import functions as F
+
+        self.prefetch([(t, keys) for a, b, keys, _ in pairs for t in (a, b)])
+        rows = []
+        for a, b, keys, sample in pairs:
+            key = (self.ids[(a, keys)], self.ids[(b, keys)])
+            if key in self.pair_results:
+                continue
+            rows.append((len(rows), key[0], key[1], [] if sample is None else [int(r) for r in sample]))
+        if not rows:
+            return
+        pairs_df = self.spark.createDataFrame(rows, "pair int, a int, b int, sample array<long>")
+        fps = self._all_fingerprints()
+        a_side = fps.join(F.broadcast(pairs_df.select("pair", F.col("a").alias("proj"), "sample")), on="proj")
+        b_side = (
+            fps.join(F.broadcast(pairs_df.select("pair", F.col("b").alias("proj"))), on="proj")
+            .select("pair", "fp")
+            .distinct()
+        )
+        missing = a_side.join(b_side, on=["pair", "fp"], how="left_anti")
+        counts = {
+            r["pair"]: (int(r["missing"]), int(r["sampled"]))
+            for r in missing.groupBy("pair")
+            .agg(
+                F.count("*").alias("missing"),
+                F.sum(F.when(F.array_contains("sample", F.col("row")), 1).otherwise(0)).alias("sampled"),
+            )
+            .collect()
+        }
+        for pair, a, b, _ in rows:
+            self.pair_results[(a, b)] = counts.get(pair, (0, 0))
+        contained = [(pair, a, b) for pair, a, b, _ in rows if self.pair_results[(a, b)][0] == 0]
+        if not contained:
+            return
+        pos = self.spark.createDataFrame(contained, "pair int, a int, b int")
+        first = (
+            fps.join(F.broadcast(pos.select("pair", F.col("b").alias("proj"))), on="proj")
+            .groupBy("pair", "fp")
+            .agg(F.min("row").alias("b_row"))
+        )
+        mapped = (
+            fps.join(F.broadcast(pos.select("pair", F.col("a").alias("proj"))), on="proj")
+            .join(first, on=["pair", "fp"], how="left")
+            .select("pair", "row", F.coalesce("b_row", F.lit(-1)).alias("b"))
+            .toArrow()
+        )
+        pair_col = mapped.column("pair").to_numpy()
+        row_col = mapped.column("row").to_numpy()
+        b_col = mapped.column("b").to_numpy()
+        for pair, a, b in contained:
+            sel = pair_col == pair
+            out = np.full(self.counts[a], -1, dtype=np.int64)
+            out[row_col[sel]] = b_col[sel]
+            self.pair_maps[(a, b)] = out
+
     def projection(self, t: int, keys: tuple[str, ...]) -> SparkProjection:
         from pyspark.sql import functions as F
 
@@ -175,12 +243,16 @@ class SparkEngine(ContentEngine):
     def sample_missing(self, pa_: SparkProjection, pb: SparkProjection, rows: np.ndarray) -> int:
         from pyspark.sql import functions as F
 
+        if (pa_.pid, pb.pid) in self.pair_results:
+            return self.pair_results[(pa_.pid, pb.pid)][1]
         sample = pa_.df.where(F.col("row").isin([int(r) for r in rows]))
         return sample.join(F.broadcast(pb.df.select("fp")), on="fp", how="left_anti").count()
 
     def missing(self, pa_: SparkProjection, pb: SparkProjection) -> int:
         from pyspark.sql import functions as F
 
+        if (pa_.pid, pb.pid) in self.pair_results:
+            return self.pair_results[(pa_.pid, pb.pid)][0]
         # any row of A whose fingerprint B lacks (the orchestrator only needs to know whether one exists)
         return (
             pa_.df.select("fp")
@@ -192,6 +264,8 @@ class SparkEngine(ContentEngine):
     def mapping(self, pa_: SparkProjection, pb: SparkProjection) -> np.ndarray:
         from pyspark.sql import functions as F
 
+        if (pa_.pid, pb.pid) in self.pair_maps:
+            return self.pair_maps[(pa_.pid, pb.pid)]
         first = pb.df.groupBy("fp").agg(F.min("row").alias("b_row"))
         joined = pa_.df.join(F.broadcast(first), on="fp", how="left").select(
             "row", F.coalesce("b_row", F.lit(-1)).alias("b")
