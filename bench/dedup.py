@@ -377,6 +377,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count()},
         "tools": {},
         "sift_throughput_ratio": {},
+        "sift_cpu_time_ratio": {},
         "ground_truth": evaluation["strata"],
         "definitions": {
             "similarity": "exact Jaccard of character 13-gram sets of SlimPajama-normalised text",
@@ -405,6 +406,9 @@ def main() -> None:
             if peer in results:
                 report["sift_throughput_ratio"][peer] = round(
                     runs[peer]["wall_s"] / runs["sift"]["wall_s"], 2
+                )
+                report["sift_cpu_time_ratio"][peer] = round(
+                    runs[peer]["cpu_s"] / max(runs["sift"]["cpu_s"], 1e-9), 2
                 )
     print_report(report)
     out_json = args.json or args.outdir / "results.json"
@@ -445,7 +449,8 @@ def print_report(report: dict) -> None:
             print(f"{tool} phase timings: {t['timings']}")
     for peer, ratio in report["sift_throughput_ratio"].items():
         target = " (target >= 3x)" if peer == "rensa" else ""
-        print(f"sift throughput / {peer}: {ratio}x{target}")
+        cpu = report["sift_cpu_time_ratio"][peer]
+        print(f"sift throughput / {peer}: {ratio}x{target} (by wall time; by CPU time: {cpu}x)")
     print(
         "ground truth pairs judged / true:",
         {k: (v["pairs_judged"], v["true_pairs"]) for k, v in report["ground_truth"].items()},
