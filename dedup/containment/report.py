@@ -57,8 +57,10 @@ def draw_graph(nodes: dict[str, int], edges: set[tuple[str, str]], path: str, ti
     for lv, ns in by_level.items():
         for i, n in enumerate(sorted(ns)):
             pos[n] = ((i + 1) / (len(ns) + 1), lv)
-    height = max(3.0, 1.2 * (max(by_level) + 1 if by_level else 1))
-    width = max(6.0, min(40.0, 0.9 * max((len(v) for v in by_level.values()), default=1)))
+    label = {n: (n if nodes.get(n, 1) == 1 else f"{n} (x{nodes[n]})") for n in shown}
+    widest = max((sum(len(label[n]) + 4 for n in ns) for ns in by_level.values()), default=20)
+    height = max(3.0, 1.4 * (max(by_level) + 1 if by_level else 1))
+    width = max(6.0, min(60.0, 0.075 * widest))
     fig, ax = plt.subplots(figsize=(width, height))
     for a, b in sorted(reduced):
         (x0, y0), (x1, y1) = pos[a], pos[b]
@@ -66,17 +68,18 @@ def draw_graph(nodes: dict[str, int], edges: set[tuple[str, str]], path: str, ti
             "", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8}
         )
     small = len(shown) > 60
-    for n in shown:
-        x, y = pos[n]
-        label = n if nodes.get(n, 1) == 1 else f"{n} (x{nodes[n]})"
-        ax.plot([x], [y], "o", color="tab:blue", ms=4 if small else 7)
-        if not small or len(shown) <= 300:
-            ax.text(x, y + 0.08, label, ha="center", va="bottom", fontsize=5 if small else 8)
+    for ns in by_level.values():
+        for i, n in enumerate(sorted(ns)):
+            x, y = pos[n]
+            ax.plot([x], [y], "o", color="tab:blue", ms=4 if small else 7)
+            if len(shown) <= 300:
+                dy = 0.1 if i % 2 == 0 else -0.22  # alternate above/below so neighbours do not overlap
+                ax.text(x, y + dy, label[n], ha="center", va="bottom", fontsize=5 if small else 7)
     ax.set_title(
         title or "containment graph (arrow: contained -> container; transitive reduction)", fontsize=9
     )
     ax.set_xlim(0, 1)
-    ax.set_ylim(-0.5, (max(by_level) if by_level else 0) + 0.7)
+    ax.set_ylim(-0.6, (max(by_level) if by_level else 0) + 0.7)
     ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
