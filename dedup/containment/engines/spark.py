@@ -94,6 +94,7 @@ class SparkEngine(ContentEngine):
         self.column_sets: dict[tuple[int, str], np.ndarray] = {}
         self.pair_results: dict[tuple[int, int], tuple[int, int]] = {}  # (pid a, pid b) -> (missing, sample)
         self.pair_maps: dict[tuple[int, int], np.ndarray] = {}
+        self.max_batch_mapped_rows = max(1, cache_bytes // 16)
 
     def _tasks_for(self, specs: list[tuple[int, tuple[str, ...]]], first_id: int) -> list[dict]:
         tasks = []
@@ -185,7 +186,12 @@ class SparkEngine(ContentEngine):
         }
         for pair, a, b, _ in rows:
             self.pair_results[(a, b)] = counts.get(pair, (0, 0))
-        contained = [(pair, a, b) for pair, a, b, _ in rows if self.pair_results[(a, b)][0] == 0]
+        contained = []
+        budget = self.max_batch_mapped_rows  # bound the driver memory of one batch; the rest map pair by pair
+        for pair, a, b, _ in rows:
+            if self.pair_results[(a, b)][0] == 0 and self.counts[a] <= budget:
+                contained.append((pair, a, b))
+                budget -= self.counts[a]
         if not contained:
             return
         pos = self.spark.createDataFrame(contained, "pair int, a int, b int")
@@ -265,7 +271,7 @@ class SparkEngine(ContentEngine):
         from pyspark.sql import functions as F
 
         if (pa_.pid, pb.pid) in self.pair_maps:
-            return self.pair_maps[(pa_.pid, pb.pid)]
+            return self.pair_maps.pop((pa_.pid, pb.pid))  # used once: free it
         first = pb.df.groupBy("fp").agg(F.min("row").alias("b_row"))
         joined = pa_.df.join(F.broadcast(first), on="fp", how="left").select(
             "row", F.coalesce("b_row", F.lit(-1)).alias("b")
