@@ -55,6 +55,16 @@ def plan_edges(
     return out, {"edges": len(edges), "over_latency": too_slow, "no_saving": no_saving, "usable": len(out)}
 
 
+def _scale(cands: list[PlanEdge]) -> float:
+    return max((e.saving for e in cands), default=1.0) or 1.0
+
+
+def _scaled(cands: list[PlanEdge]) -> np.ndarray:
+    """Savings divided by the largest one: costs per byte are tiny numbers, and HiGHS's tolerances (1e-7) would
+    otherwise treat whole tables' savings as zero."""
+    return np.array([e.saving for e in cands]) / _scale(cands)
+
+
 def _matrix(cands: list[PlanEdge], n_tables: int):
     """Constraint rows: one per table (out-degree <= 1) and one per edge (edge + edges out of its container <= 1)."""
     out_of: dict[int, list[int]] = {}
@@ -82,7 +92,7 @@ def solve_exact(cands: list[PlanEdge], n_tables: int, time_limit: float) -> tupl
     if not cands:
         return [], {"solver": "none", "objective": 0.0}
     a, r = _matrix(cands, n_tables)
-    c = -np.array([e.saving for e in cands])
+    c = -_scaled(cands)
     res = milp(
         c,
         constraints=LinearConstraint(a, -np.inf, np.ones(r)),
@@ -106,10 +116,11 @@ def lp_bound(cands: list[PlanEdge], n_tables: int, saving: float) -> dict:
     """The LP relaxation's optimum: an upper bound on the best possible saving, so `saving / bound` is a
     guarantee on how far a plan is from optimal."""
     a, r = _matrix(cands, n_tables)
-    lp = linprog(-np.array([e.saving for e in cands]), A_ub=a, b_ub=np.ones(r), bounds=(0, 1), method="highs")
+    scaled = _scaled(cands)
+    lp = linprog(-scaled, A_ub=a, b_ub=np.ones(r), bounds=(0, 1), method="highs")
     if lp.status != 0:
         return {}
-    bound = float(-lp.fun)
+    bound = float(-lp.fun) * _scale(cands)
     return {"lp_upper_bound": bound, "fraction_of_bound": saving / bound if bound > 0 else 1.0}
 
 

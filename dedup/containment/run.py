@@ -174,7 +174,7 @@ def plan_and_write(
     cache: dict[tuple[int, int], dict] = {}
     recipe_s = 0.0
     rounds = 0
-    for _ in range(5):
+    for _ in range(20):
         rounds += 1
         plan, plan_info = choose_deletions(
             [e for e in all_edges if e not in failed],
