@@ -11,12 +11,13 @@ fields, empty ids and repeated ids (the first occurrence by row number stays) be
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
 import re
+import struct
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,21 +134,30 @@ def _open_bytes(fs: fsspec.AbstractFileSystem, path: str) -> io.BufferedIOBase:
 def _decompress(raw: Any, path: str) -> io.BufferedIOBase:
     _, codec = _strip_compression(path.lower())
     if codec == "gzip":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return io.BufferedReader(_Frames(raw, "gzip"))
     if codec == "zstd":
-        return io.BufferedReader(_ZstdFrames(raw))
+        return io.BufferedReader(_Frames(raw, "zstd"))
     return raw
 
 
-class _ZstdFrames(io.RawIOBase):
-    """Zstandard decompression that notices a stream cut inside a frame (and reads concatenated frames)."""
+class _Frames(io.RawIOBase):
+    """Decompression (gzip members or zstd frames, concatenated) that notices a stream cut inside a frame.
 
-    def __init__(self, raw: Any, chunk: int = 1 << 20) -> None:
-        self._raw, self._chunk = raw, chunk
-        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+    Everything decoded before the cut is handed out first; only then does a read raise EOFError, so a reader
+    keeps every whole record before the cut.
+    """
+
+    def __init__(self, raw: Any, codec: str, chunk: int = 1 << 20) -> None:
+        self._raw, self._chunk, self._codec = raw, chunk, codec
+        self._dobj = self._decoder()
         self._buf = b""
         self._pos = 0
         self._started = False
+
+    def _decoder(self) -> Any:
+        if self._codec == "gzip":
+            return zlib.decompressobj(wbits=31)
+        return zstandard.ZstdDecompressor().decompressobj()
 
     def readable(self) -> bool:
         return True
@@ -157,7 +167,7 @@ class _ZstdFrames(io.RawIOBase):
             data = self._raw.read(self._chunk)
             if not data:
                 if self._started and not self._dobj.eof:
-                    raise EOFError("zstd stream ended inside a frame")
+                    raise EOFError(f"{self._codec} stream ended inside a frame")
                 return 0
             self._started = True
             while data:
@@ -165,7 +175,7 @@ class _ZstdFrames(io.RawIOBase):
                 data = b""
                 if self._dobj.eof:
                     data = self._dobj.unused_data
-                    self._dobj = zstandard.ZstdDecompressor().decompressobj()
+                    self._dobj = self._decoder()
                     self._started = bool(data)
         n = min(len(b), len(self._buf) - self._pos)
         b[:n] = self._buf[self._pos : self._pos + n]
@@ -202,6 +212,8 @@ class _Batch:
     q_rows: list[int] = field(default_factory=list)
     q_errors: list[str] = field(default_factory=list)
     q_payloads: list[str] = field(default_factory=list)
+    # Accepted rows parsed straight into Arrow (id, source, text, other columns); `ids` and `rows` still listed.
+    arrow: pa.Table | None = None
 
     def quarantine(self, row: int, error: str, payload: str) -> None:
         self.q_rows.append(row)
@@ -254,10 +266,94 @@ def _accept_record(
     batch.extras.append({k: v for k, v in rec.items() if k not in (fields.id, fields.text, fields.source)})
 
 
+_FAST_EXTRA_TYPES = (
+    pa.types.is_string,
+    pa.types.is_int64,
+    pa.types.is_float64,
+    pa.types.is_boolean,
+    pa.types.is_null,
+)
+
+
+def _valid_utf8(data: bytes) -> bool:
+    """UTF-8 validity of a whole buffer, checked by Arrow's vectorised validator (no Python str is built)."""
+    offsets = pa.py_buffer(struct.pack("<2q", 0, len(data)))
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _parse_jsonl_arrow(
+    lines: list[tuple[int, bytes]], file: str, fields: Fields, default_source: str
+) -> _Batch | None:
+    """Fast path: parse a block of clean JSONL lines straight into Arrow, or None to take the per-line path.
+
+    Taken only when every line is a JSON object with a usable id and text and flat extra fields, so it accepts
+    exactly what the per-line path accepts and yields the same rows; anything else falls back.
+    """
+    import pyarrow.json as pajson
+
+    if not lines or any(not raw.strip() for _, raw in lines):
+        return None
+    block = b"\n".join(raw for _, raw in lines)
+    if not _valid_utf8(block):  # Arrow's JSON reader does not reject invalid UTF-8 inside strings
+        return None
+    try:
+        tbl = pajson.read_json(
+            io.BytesIO(block),
+            read_options=pajson.ReadOptions(block_size=1 << 26),
+            parse_options=pajson.ParseOptions(newlines_in_values=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if tbl.num_rows != len(lines) or fields.id not in tbl.column_names or fields.text not in tbl.column_names:
+        return None
+    rid, text = tbl.column(fields.id), tbl.column(fields.text)
+    if rid.null_count or text.null_count or not pa.types.is_string(text.type):
+        return None
+    if pa.types.is_int64(rid.type):
+        rid = rid.cast(pa.string())
+    elif pa.types.is_string(rid.type):
+        rid = pc.utf8_trim_whitespace(rid)
+    else:
+        return None
+    if pc.any(pc.equal(pc.binary_length(rid), 0)).as_py():
+        return None
+    if fields.source in tbl.column_names:
+        src = tbl.column(fields.source)
+        if pa.types.is_null(src.type):
+            sources = pa.array([default_source] * tbl.num_rows, pa.string())
+        elif pa.types.is_string(src.type):
+            raw_src = src.to_pylist()
+            mapping = {v: normalise_source(v) if v else default_source for v in set(raw_src)}
+            sources = pa.array([mapping[v] for v in raw_src], pa.string())
+        else:
+            return None
+    else:
+        sources = pa.array([default_source] * tbl.num_rows, pa.string())
+    cols: dict[str, Any] = {"id": rid, "source": sources, "text": text}
+    for name in tbl.column_names:
+        if name in (fields.id, fields.text, fields.source):
+            continue
+        col = tbl.column(name)
+        if not any(check(col.type) for check in _FAST_EXTRA_TYPES):
+            return None
+        cols[name if name not in cols else f"{name}_input"] = col
+    batch = _Batch(file=file, rows=[row for row, _ in lines], arrow=pa.table(cols).combine_chunks())
+    batch.ids = batch.arrow.column("id").to_pylist()
+    return batch
+
+
 def parse_jsonl_lines(
     lines: Iterable[tuple[int, bytes]], file: str, fields: Fields, default_source: str
 ) -> _Batch:
     """Parse numbered raw JSONL lines into a batch; bad lines go to the batch's quarantine."""
+    lines = list(lines)
+    fast = _parse_jsonl_arrow(lines, file, fields, default_source)
+    if fast is not None:
+        return fast
     batch = _Batch(file=file)
     for row, raw in lines:
         try:
@@ -309,7 +405,15 @@ class _IdRegistry:
                 keep.append(i)
             else:
                 where = f"row {seen[1]}" if seen[0] == batch.file else f"{seen[0]} row {seen[1]}"
-                payload = {"id": rid, "source": batch.sources[i], "text": batch.texts[i], **batch.extras[i]}
+                if batch.arrow is not None:
+                    payload = batch.arrow.slice(i, 1).to_pylist()[0]
+                else:
+                    payload = {
+                        "id": rid,
+                        "source": batch.sources[i],
+                        "text": batch.texts[i],
+                        **batch.extras[i],
+                    }
                 batch.quarantine(
                     row,
                     f"duplicate id: '{rid}' first seen at {where}",
@@ -320,17 +424,21 @@ class _IdRegistry:
 
 def _finish(batch: _Batch, registry: _IdRegistry) -> IngestResult:
     keep, batch = registry.split(batch)
-    take = pa.array(keep, pa.int64())
-    cols = {
-        "id": pa.array(batch.ids, pa.string()).take(take),
-        "source": pa.array(batch.sources, pa.string()).take(take),
-        "text": pa.array(batch.texts, pa.string()).take(take),
-    }
-    for name, arr in _extras_table(batch.extras).items():
-        # An input column that clashes with a contract column (say `id` while --id-field is `doc_id`) is kept
-        # under a suffixed name rather than dropped.
-        cols[name if name not in cols else f"{name}_input"] = arr.take(take)
-    docs = pa.table(cols)
+    if batch.arrow is not None:
+        docs = batch.arrow
+    else:
+        cols = {
+            "id": pa.array(batch.ids, pa.string()),
+            "source": pa.array(batch.sources, pa.string()),
+            "text": pa.array(batch.texts, pa.string()),
+        }
+        for name, arr in _extras_table(batch.extras).items():
+            # An input column that clashes with a contract column (say `id` while --id-field is `doc_id`) is
+            # kept under a suffixed name rather than dropped.
+            cols[name if name not in cols else f"{name}_input"] = arr
+        docs = pa.table(cols)
+    if len(keep) < docs.num_rows:
+        docs = docs.take(pa.array(keep, pa.int64()))
     order = sorted(range(len(batch.q_rows)), key=lambda i: batch.q_rows[i])
     quarantine = pa.table(
         {
@@ -353,26 +461,40 @@ def _iter_jsonl(
 ) -> Iterator[_Batch]:
     pending: list[tuple[int, bytes]] = []
     row = 0
+    tail = b""
     stream = _decompress(opener(), path)
+    # read1: one underlying read at a time, so a cut stream hands out what it decoded before raising.
+    read = getattr(stream, "read1", stream.read)
     try:
         while True:
             try:
-                raw = stream.readline()
-            except (EOFError, OSError, zstandard.ZstdError) as exc:
+                chunk = read(1 << 24)
+            except (EOFError, OSError, zstandard.ZstdError, zlib.error) as exc:
                 # A compressed stream cut short: keep every whole record before the cut, quarantine the cut.
                 batch = parse_jsonl_lines(pending, display, fields, default_source)
-                batch.quarantine(row + 1, f"truncated input: {type(exc).__name__}: {exc}", "")
+                batch.quarantine(
+                    row + 1, f"truncated input: {type(exc).__name__}: {exc}", tail.decode("utf-8", "replace")
+                )
                 yield batch
                 return
-            if not raw:
+            if not chunk:
                 break
-            row += 1
-            pending.append((row, raw.rstrip(b"\r\n")))
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop()
+            for raw in lines:
+                row += 1
+                pending.append((row, raw.rstrip(b"\r")))
             if len(pending) >= batch_rows:
-                yield parse_jsonl_lines(pending, display, fields, default_source)
-                pending = []
+                for start in range(0, len(pending) - batch_rows + 1, batch_rows):
+                    yield parse_jsonl_lines(
+                        pending[start : start + batch_rows], display, fields, default_source
+                    )
+                pending = pending[len(pending) - len(pending) % batch_rows :]
     finally:
         stream.close()
+    if tail:
+        row += 1
+        pending.append((row, tail.rstrip(b"\r")))
     yield parse_jsonl_lines(pending, display, fields, default_source)
 
 

@@ -153,3 +153,28 @@ def test_atomic_write_replaces_whole_and_leaves_no_temporaries(tmp_path: Path) -
     first = target.read_bytes()
     write_parquet_atomic(pa.table({"a": [4]}), target)
     assert target.read_bytes() == first
+
+
+def test_arrow_fast_path_and_per_line_path_read_the_same_documents(
+    tmp_path: Path, real_docs, monkeypatch
+) -> None:
+    import pipelines.lake as lake
+
+    rows = real_docs.slice(0, 300).to_pylist()
+    for i, r in enumerate(rows):
+        r["n"] = i
+        r["score"] = i / 7
+        r["flag"] = i % 2 == 0
+        if i % 5 == 0:
+            r["id"] = i  # integer ids are normalised to strings on both paths
+        if i % 9 == 0:
+            del r["source"]
+    lines = [json.dumps(r, ensure_ascii=False).encode() for r in rows]
+    lines.insert(150, json.dumps(rows[3]).encode())  # a repeated id
+    path = _jsonl(tmp_path / "real.jsonl", lines)
+    fast = read_documents(path)
+    monkeypatch.setattr(lake, "_parse_jsonl_arrow", lambda *a, **k: None)
+    slow = read_documents(path)
+    assert fast.documents.equals(slow.documents)
+    assert fast.quarantine.column("error").to_pylist() == slow.quarantine.column("error").to_pylist()
+    assert fast.documents.num_rows == 300
