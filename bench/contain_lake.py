@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
 import contain_brute  # noqa: E402  (the CSV round-trip check uses the reference normaliser)
 
 # ---------------------------------------------------------------------------------------------------------------

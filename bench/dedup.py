@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
 import dedup_recipe as recipe  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent

@@ -23,7 +23,7 @@ import numpy as np
 import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
 import dedup_recipe as recipe  # noqa: E402
 
 SEED = 1

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import rensa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
 import dedup_recipe as recipe  # noqa: E402
 
 SEED = 42

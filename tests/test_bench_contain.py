@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+# Appended, not prepended: bench/dedup.py must not shadow the `dedup` package for later imports.
+sys.path.append(str(ROOT / "bench"))
 
 import contain  # noqa: E402
 import contain_brute  # noqa: E402

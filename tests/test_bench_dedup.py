@@ -16,7 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-sys.path.insert(0, str(BENCH))
+# Appended, not prepended, and bench/dedup.py is loaded under another name: it must never shadow the `dedup`
+# package in this test process.
+sys.path.append(str(BENCH))
 
 import dedup_recipe as recipe  # noqa: E402
 
@@ -171,8 +173,11 @@ def test_bench_runs_peers_end_to_end_and_scores_them(tmp_path: Path) -> None:
 
 
 def _sift_has_dedup() -> bool:
-    sys.path.insert(0, str(BENCH))
-    import dedup as bench
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_dedup", BENCH / "dedup.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
 
     proc = subprocess.run([*bench.sift_command(), "dedup", "--help"], capture_output=True, cwd=ROOT)
     return proc.returncode == 0
