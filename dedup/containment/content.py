@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dedup.containment.engines.base import LRU, ContentEngine
-from dedup.containment.kernels import Canon, canon_equal, canonical
+from dedup.containment.kernels import Canon, canon_equal, canon_nbytes, canonical
 from dedup.containment.schema import TableSchema
 from dedup.containment.tables import TableRef, read_columns
 
@@ -52,15 +52,6 @@ class RowComparer:
         for ca, cb in zip(self.ca, self.cb, strict=True):
             ok &= canon_equal(ca.take(a_rows), cb.take(b_rows))
         return ok
-
-
-def _canon_bytes(c: Canon) -> int:
-    n = c.valid.nbytes
-    if c.words is not None:
-        n += c.words.nbytes
-    if c.blobs is not None:
-        n += c.blobs.nbytes
-    return n
 
 
 class ContentCheck:
@@ -143,12 +134,17 @@ class ContentCheck:
     def _canons(self, t: int, keys: tuple[str, ...]) -> list[Canon]:
         """Normalised columns of table t (cached per column, read together when missing)."""
         s = self.schemas[t]
+        for k in keys:
+            if self.canon_cache.get((t, k)) is None:
+                held = self.engine.cached_canon(t, s.by_key[k].position)
+                if held is not None:
+                    self.canon_cache.put((t, k), held, 0)  # memory already counted by the engine
         missing = [k for k in keys if self.canon_cache.get((t, k)) is None]
         if missing:
             table = read_columns(self.refs[t], [s.by_key[k].position for k in missing])
             for i, k in enumerate(missing):
                 c = canonical(table.column(i), s.by_key[k].klass)
-                self.canon_cache.put((t, k), c, _canon_bytes(c))
+                self.canon_cache.put((t, k), c, canon_nbytes(c))
         out = []
         for k in keys:
             c = self.canon_cache.get((t, k))

@@ -40,6 +40,16 @@ class Canon:
         return Canon(self.valid[idx], words, blobs)
 
 
+def canon_nbytes(c: Canon) -> int:
+    """Memory held by a normalised column."""
+    n = c.valid.nbytes
+    if c.words is not None:
+        n += c.words.nbytes
+    if c.blobs is not None:
+        n += c.blobs.nbytes
+    return n
+
+
 def _valid_mask(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.ones(len(arr), dtype=bool)

@@ -30,7 +30,6 @@ RECIPE_SCHEMA = pa.schema(
         ("rows", pa.binary()),
         ("num_rows", pa.int64()),
         ("checksum", pa.string()),
-        ("container_checksum", pa.string()),
         ("verified", pa.bool_()),
         ("error", pa.string()),
     ]
@@ -144,10 +143,12 @@ def make_recipe(
     container: TableRef,
     cs: TableSchema,
     mapping: np.ndarray,
-    case_insensitive: bool = False,
+    original: pa.Table | None = None,
+    container_table: pa.Table | None = None,
 ) -> dict:
-    """Recipe for rebuilding `table` from `container`, verified by rebuilding it now."""
-    original = read_table(table)
+    """Recipe for rebuilding `table` from `container`, verified by rebuilding it now (the tables may be passed
+    in when the caller already read them)."""
+    original = read_table(table) if original is None else original
     recipe = {
         "table": table.name,
         "container": container.name,
@@ -158,20 +159,19 @@ def make_recipe(
         "rows": encode_rows(mapping),
         "num_rows": int(len(mapping)),
         "checksum": table_checksum(original),
-        "container_checksum": None,
         "verified": False,
         "error": None,
     }
     if (mapping < 0).any():
         recipe["error"] = "some rows have no matching container row"
         return recipe
-    return verify(recipe)
+    return verify(recipe, container_table)
 
 
-def verify(recipe: dict) -> dict:
+def verify(recipe: dict, container_table: pa.Table | None = None) -> dict:
     """Rebuild from the recipe and compare checksums; sets `verified` and `error`."""
     try:
-        got = table_checksum(rebuild(recipe))
+        got = table_checksum(rebuild(recipe, container_table))
     except Exception as exc:  # a failed rebuild is a failed verification, never a crash
         recipe["verified"] = False
         recipe["error"] = f"rebuild failed: {type(exc).__name__}: {exc}"

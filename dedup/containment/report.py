@@ -9,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 
 
 def transitive_reduction(nodes: list[str], edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -62,17 +64,22 @@ def draw_graph(nodes: dict[str, int], edges: set[tuple[str, str]], path: str, ti
     height = max(3.0, 1.4 * (max(by_level) + 1 if by_level else 1))
     width = max(6.0, min(60.0, 0.075 * widest))
     fig, ax = plt.subplots(figsize=(width, height))
-    for a, b in sorted(reduced):
-        (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.annotate(
-            "", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8}
-        )
     small = len(shown) > 60
-    for ns in by_level.values():
-        for i, n in enumerate(sorted(ns)):
-            x, y = pos[n]
-            ax.plot([x], [y], "o", color="tab:blue", ms=4 if small else 7)
-            if len(shown) <= 300:
+    if len(reduced) <= 300:
+        for a, b in sorted(reduced):
+            (x0, y0), (x1, y1) = pos[a], pos[b]
+            ax.annotate(
+                "", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8}
+            )
+    else:  # large graphs: plain segments in one collection (containers are always above what they contain)
+        segments = [[pos[a], pos[b]] for a, b in sorted(reduced)]
+        ax.add_collection(LineCollection(segments, colors="0.5", linewidths=0.3, alpha=0.6))
+    xy = np.array([pos[n] for n in shown]) if shown else np.zeros((0, 2))
+    ax.scatter(xy[:, 0], xy[:, 1], s=8 if small else 40, color="tab:blue", zorder=3)
+    if len(shown) <= 300:
+        for ns in by_level.values():
+            for i, n in enumerate(sorted(ns)):
+                x, y = pos[n]
                 dy = 0.1 if i % 2 == 0 else -0.22  # alternate above/below so neighbours do not overlap
                 ax.text(x, y + dy, label[n], ha="center", va="bottom", fontsize=5 if small else 7)
     ax.set_title(

@@ -27,13 +27,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from dedup.containment.config import ContainConfig
+from dedup.containment.engines.base import LRU
 from dedup.containment.engines.polars import PolarsEngine
 from dedup.containment.graph import ContainmentResult, find_containment
 from dedup.containment.plan import choose_deletions
 from dedup.containment.recipes import RECIPE_SCHEMA, make_recipe, rebuild, table_checksum, verify
 from dedup.containment.report import draw_graph
 from dedup.containment.stats import stats_rows
-from dedup.containment.tables import TableRef
+from dedup.containment.tables import TableRef, read_table
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -83,10 +84,21 @@ def read_access_log(path: str) -> dict[str, float]:
     return dict(out)
 
 
-def build_recipes(result: ContainmentResult, plan: dict, config: ContainConfig) -> dict[int, dict]:
+def build_recipes(
+    result: ContainmentResult, plan: dict, config: ContainConfig, engine: PolarsEngine | None = None
+) -> dict[int, dict]:
     """A verified-or-failed recipe for every planned deletion (row mapping from the fingerprints)."""
-    engine = PolarsEngine(result.refs, result.schemas, config.cache_bytes)
+    engine = engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
     out = {}
+    tables = LRU(config.cache_bytes // 4)
+
+    def read(i: int) -> pa.Table:
+        got = tables.get(i)
+        if got is None:
+            got = read_table(result.refs[i])
+            tables.put(i, got, got.nbytes)
+        return got
+
     for t, e in sorted(plan.items()):
         keys = tuple(sorted(result.schemas[t].keys))
         mapping = engine.mapping(engine.projection(t, keys), engine.projection(e.container, keys))
@@ -97,6 +109,8 @@ def build_recipes(result: ContainmentResult, plan: dict, config: ContainConfig) 
                 result.refs[e.container],
                 result.schemas[e.container],
                 mapping,
+                original=read(t),
+                container_table=read(e.container),
             )
         except Exception as exc:
             out[t] = {
@@ -173,6 +187,7 @@ def plan_and_write(
     failed: set[tuple[int, int]] = set()
     cache: dict[tuple[int, int], dict] = {}
     recipe_s = 0.0
+    recipe_engine = PolarsEngine(result.refs, result.schemas, config.cache_bytes)
     rounds = 0
     for _ in range(20):
         rounds += 1
@@ -190,7 +205,7 @@ def plan_and_write(
         )
         tr = time.perf_counter()
         todo = {t: e for t, e in plan.items() if (t, e.container) not in cache}
-        for t, rec in build_recipes(result, todo, config).items():
+        for t, rec in build_recipes(result, todo, config, recipe_engine).items():
             cache[(t, todo[t].container)] = rec
         recipe_s += time.perf_counter() - tr
         bad = {(t, e.container) for t, e in plan.items() if not cache[(t, e.container)].get("verified")}

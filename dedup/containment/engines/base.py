@@ -94,6 +94,10 @@ class ContentEngine(ABC):
     def prefetch_pairs(self, pairs: list[tuple[int, int, tuple[str, ...], np.ndarray | None]]) -> None:  # noqa: B027
         """Pairs (a, b, keys, sample rows) the check may test; engines may test them together."""
 
+    def cached_canon(self, t: int, position: int) -> Any:
+        """A normalised column the engine already holds (None when it does not)."""
+        return None
+
     def num_rows(self, p: Any) -> int:
         return int(p.rows)
 

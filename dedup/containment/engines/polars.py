@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from dedup.containment.engines.base import LRU, ContentEngine
-from dedup.containment.kernels import canonical, column_hash, fold_fingerprints
+from dedup.containment.kernels import canon_nbytes, canonical, column_hash, fold_fingerprints
 from dedup.containment.tables import iter_column_batches
 
 
@@ -37,9 +37,10 @@ class PolarsEngine(ContentEngine):
 
     def __init__(self, refs, schemas, cache_bytes: int) -> None:
         super().__init__(refs, schemas, cache_bytes)
-        self.columns = LRU(cache_bytes // 2)
-        self.projections = LRU(cache_bytes // 2)
+        self.columns = LRU(cache_bytes // 4)
+        self.projections = LRU(cache_bytes // 4)
         self.uniq_columns = LRU(cache_bytes // 8)
+        self.canons = LRU(cache_bytes // 4)
 
     def column_hashes(self, t: int) -> list[np.ndarray]:
         got = self.columns.get(t)
@@ -47,12 +48,24 @@ class PolarsEngine(ContentEngine):
             return got
         s = self.schemas[t]
         parts: list[list[np.ndarray]] = [[] for _ in s.columns]
+        batches = 0
+        canons = []
         for batch in iter_column_batches(self.refs[t], [c.position for c in s.columns]):
+            batches += 1
+            canons = []
             for i, c in enumerate(s.columns):
-                parts[i].append(column_hash(canonical(batch.column(i), c.klass)))
+                canon = canonical(batch.column(i), c.klass)
+                canons.append(canon)
+                parts[i].append(column_hash(canon))
+        if batches == 1:  # keep the normalised values of one-batch tables for the value confirmation
+            for c, canon in zip(s.columns, canons, strict=True):
+                self.canons.put((t, c.position), canon, canon_nbytes(canon))
         hashes = [np.concatenate(p) if p else np.zeros(0, dtype=np.uint64) for p in parts]
         self.columns.put(t, hashes, sum(h.nbytes for h in hashes))
         return hashes
+
+    def cached_canon(self, t: int, position: int):
+        return self.canons.get((t, position))
 
     def projection(self, t: int, keys: tuple[str, ...]) -> Projection:
         got = self.projections.get((t, keys))
