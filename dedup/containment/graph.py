@@ -41,6 +41,10 @@ class ContainmentResult:
     representative: dict[int, int]
     problems: list[dict] = field(default_factory=list)
     steps: dict[str, Any] = field(default_factory=dict)
+    engine: Any = None  # the embedded engine with its caches, reused by the plan step (never pickled)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "engine": None}
 
     def index(self) -> dict[str, int]:
         return {r.name: i for i, r in enumerate(self.refs)}
@@ -181,4 +185,5 @@ def find_containment(
             "seconds": t4 - t3,
         },
     }
-    return ContainmentResult(good, schemas, tstats, edges, rep, problems, steps)
+    kept_engine = engine if getattr(engine, "name", "") == "polars" else None
+    return ContainmentResult(good, schemas, tstats, edges, rep, problems, steps, kept_engine)

@@ -187,7 +187,7 @@ def plan_and_write(
     failed: set[tuple[int, int]] = set()
     cache: dict[tuple[int, int], dict] = {}
     recipe_s = 0.0
-    recipe_engine = PolarsEngine(result.refs, result.schemas, config.cache_bytes)
+    recipe_engine = result.engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
     rounds = 0
     for _ in range(20):
         rounds += 1
