@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -176,7 +176,11 @@ def computed_stats(table: pa.Table, ts: TableSchema) -> TableStats:
         cs.empty = nonnull == 0
         if canon.words is not None:
             w = canon.words[canon.valid]
-            distinct = len(np.unique(w, axis=0)) if len(w) else 0
+            distinct = (
+                pl.DataFrame(w, schema=[f"w{i}" for i in range(w.shape[1])], orient="row").n_unique()
+                if len(w)
+                else 0
+            )
             if len(w) and c.klass in (BOOL, TIME):
                 vals = [tuple(int(x) for x in r) for r in w] if c.klass == TIME else [int(x) for x in w[:, 0]]
                 cs.min_lo = cs.min_hi = min(vals)
