@@ -70,6 +70,13 @@ class DedupConfig(BaseModel):
         None,
         description="one-permutation hashing with densification or k-permutation MinHash; default by mode",
     )
+    prefilter_margin: float = Field(
+        0.15,
+        ge=0.0,
+        le=1.0,
+        description="verified mode: candidate edges whose signature estimate of Jaccard is below threshold minus "
+        "this margin are rejected without exact verification (about 4 standard errors at 128 hashes)",
+    )
     min_length: int = Field(200, ge=0, description="documents with fewer normalised characters are dropped")
     unicode_punctuation: bool | None = Field(
         None,

@@ -319,6 +319,7 @@ def _doc_facts(
     nchars,
     nsh,
     keys,
+    sigs,
 ):
     tok = np.empty(64, np.uint64)
     sh = np.empty(64, np.uint64)
@@ -345,6 +346,8 @@ def _doc_facts(
         if m == 0:
             for bb in range(bands):
                 keys[d, bb] = np.uint64(0)
+            for p in range(k):
+                sigs[d, p] = _EMPTY
             continue
         if use_oph:
             _signature_oph(sh, m, k, seed, sig)
@@ -355,6 +358,8 @@ def _doc_facts(
             for r in range(rows):
                 key = _mix(key ^ sig[bb * rows + r])
             keys[d, bb] = key
+        for p in range(k):
+            sigs[d, p] = sig[p]
 
 
 def _seeds(seed: int, count: int, salt: int) -> np.ndarray:
@@ -382,6 +387,7 @@ def document_facts(
     nchars = np.empty(n, np.int64)
     nsh = np.empty(n, np.int64)
     keys = np.empty((n, bands), np.uint64)
+    sigs = np.empty((n, num_perm), np.uint64)
     _doc_facts(
         offsets,
         data,
@@ -399,6 +405,7 @@ def document_facts(
         nchars,
         nsh,
         keys,
+        sigs,
     )
     return {
         "h1": h1.view(np.int64),
@@ -406,7 +413,30 @@ def document_facts(
         "nchars": nchars,
         "nshingles": nsh,
         "bands": keys.view(np.int64),
+        "signature": sigs.view(np.int64),
     }
+
+
+@nb.njit(parallel=True, cache=True)
+def signature_agreement(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
+    """Number of equal positions of row-aligned signatures (the MinHash/OPH estimate of Jaccard is count / k)."""
+    n, k = sig_a.shape
+    out = np.zeros(n, np.int64)
+    for i in nb.prange(n):
+        c = 0
+        for p in range(k):
+            if sig_a[i, p] == sig_b[i, p]:
+                c += 1
+        out[i] = c
+    return out
+
+
+def prefilter_count(config) -> int:
+    """Verified mode: candidate edges whose signatures agree in fewer positions are rejected without exact
+    verification (estimate below threshold - prefilter_margin); -1 disables the prefilter."""
+    if config.mode != "verified" or config.prefilter_margin >= config.threshold:
+        return -1
+    return int(np.ceil((config.threshold - config.prefilter_margin) * config.num_perm - 1e-9))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -499,13 +529,127 @@ def jaccard_edges(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.
     return out
 
 
+@nb.njit(inline="always", cache=True)
+def _set_insert(keys: np.ndarray, stamps: np.ndarray, gen: int, h: np.uint64) -> bool:
+    """Insert h into an open-addressing set whose live slots carry stamp `gen`; True if it was new."""
+    mask = keys.shape[0] - 1
+    i = int(h) & mask
+    while stamps[i] == gen:
+        if keys[i] == h:
+            return False
+        i = (i + 1) & mask
+    keys[i] = h
+    stamps[i] = gen
+    return True
+
+
+@nb.njit(inline="always", cache=True)
+def _set_contains(keys: np.ndarray, stamps: np.ndarray, gen: int, h: np.uint64) -> bool:
+    mask = keys.shape[0] - 1
+    i = int(h) & mask
+    while stamps[i] == gen:
+        if keys[i] == h:
+            return True
+        i = (i + 1) & mask
+    return False
+
+
+@nb.njit(cache=True)
+def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
+    """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed."""
+    tok = np.empty(1024, np.uint64)
+    sh = np.empty(1024, np.uint64)
+    keys_a = np.empty(2048, np.uint64)
+    st_a = np.zeros(2048, np.int64)
+    keys_b = np.empty(2048, np.uint64)
+    st_b = np.zeros(2048, np.int64)
+    gen_a = 0
+    gen_b = 0
+    cur = -1
+    na = 0
+    for e in range(lo, hi):
+        if ea[e] != cur:
+            cur = ea[e]
+            s = offsets[cur]
+            t = offsets[cur + 1]
+            if t - s + 1 > tok.shape[0]:
+                tok = np.empty(2 * (t - s + 1), np.uint64)
+                sh = np.empty(2 * (t - s + 1), np.uint64)
+            m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh)
+            if 2 * m > keys_a.shape[0]:
+                size = keys_a.shape[0]
+                while size < 2 * m:
+                    size *= 2
+                keys_a = np.empty(size, np.uint64)
+                st_a = np.zeros(size, np.int64)
+            gen_a += 1
+            na = 0
+            for j in range(m):
+                if _set_insert(keys_a, st_a, gen_a, sh[j]):
+                    na += 1
+        s = offsets[eb[e]]
+        t = offsets[eb[e] + 1]
+        if t - s + 1 > tok.shape[0]:
+            tok = np.empty(2 * (t - s + 1), np.uint64)
+            sh = np.empty(2 * (t - s + 1), np.uint64)
+        m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh)
+        if 2 * m > keys_b.shape[0]:
+            size = keys_b.shape[0]
+            while size < 2 * m:
+                size *= 2
+            keys_b = np.empty(size, np.uint64)
+            st_b = np.zeros(size, np.int64)
+        gen_b = e + 1  # unique per edge: stamps of earlier edges are stale
+        nb_ = 0
+        inter = 0
+        for j in range(m):
+            if _set_insert(keys_b, st_b, gen_b, sh[j]):
+                nb_ += 1
+                if _set_contains(keys_a, st_a, gen_a, sh[j]):
+                    inter += 1
+        union = na + nb_ - inter
+        out[e] = inter / union if union > 0 else 0.0
+
+
+@nb.njit(parallel=True, cache=True)
+def _jaccard_grouped(offsets, data, ea, eb, bounds, ngram, word, seed, out):
+    for c in nb.prange(bounds.shape[0] - 1):
+        _jaccard_chunk(offsets, data, ea, eb, bounds[c], bounds[c + 1], ngram, word, seed, out)
+
+
+def jaccard_texts(
+    normalised: pa.Array, a: np.ndarray, b: np.ndarray, *, ngram: int, word: bool, seed: int
+) -> np.ndarray:
+    """Exact Jaccard of the shingle sets of texts a[i] and b[i] (indices into `normalised`).
+
+    Hash-set intersection, no sorting: edges are grouped by `a` so a star's centre is shingled once; the work is
+    linear in the characters of the edges' documents, and memory is the normalised texts, not their shingles.
+    """
+    n = a.shape[0]
+    out = np.empty(n, np.float64)
+    if n == 0:
+        return out
+    offsets, data = string_buffers(normalised)
+    order = np.argsort(a, kind="stable")
+    sa = np.ascontiguousarray(a[order], dtype=np.int64)
+    sb = np.ascontiguousarray(b[order], dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sa[1:] != sa[:-1]])
+    chunks = max(1, min(len(starts), 8 * nb.get_num_threads()))
+    bounds = np.r_[starts[np.linspace(0, len(starts), chunks, endpoint=False).astype(np.int64)], n].astype(
+        np.int64
+    )
+    res = np.empty(n, np.float64)
+    _jaccard_grouped(offsets, data, sa, sb, np.unique(bounds), ngram, word, np.uint64(seed), res)
+    out[order] = res
+    return out
+
+
 def jaccard_pairs(norm_a: pa.Array, norm_b: pa.Array, *, ngram: int, word: bool, seed: int) -> np.ndarray:
     """Exact Jaccard of row-aligned pairs of normalised texts (the Spark engine's verification kernel)."""
     n = len(norm_a)
-    both = pa.concat_arrays([norm_a.cast(pa.string()), norm_b.cast(pa.string())])
-    off, vals = shingle_sets(both, ngram=ngram, word=word, seed=seed)
+    both = pa.concat_arrays([norm_a.cast(pa.large_string()), norm_b.cast(pa.large_string())])
     idx = np.arange(n, dtype=np.int64)
-    return jaccard_edges(off, vals, idx, idx + n)
+    return jaccard_texts(both, idx, idx + n, ngram=ngram, word=word, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -599,5 +743,10 @@ def facts_batch(batch: pa.RecordBatch | pa.Table, config) -> pa.RecordBatch:
     keys = f["bands"]
     for b, name in enumerate(band_columns(bands)):
         cols[name] = pa.array(keys[:, b])
+    k = config.num_perm
+    flat = pa.array(f["signature"].reshape(-1))
+    cols["signature"] = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, (len(text) + 1) * k, k, dtype=np.int32)), flat
+    )
     arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in cols.values()]
     return pa.RecordBatch.from_arrays(arrays, names=list(cols))

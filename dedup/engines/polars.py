@@ -121,33 +121,52 @@ def candidate_edges(
     return row_of_rank[pairs[:, 0]], row_of_rank[pairs[:, 1]]
 
 
-def verify_edges(work: WorkDir, a: np.ndarray, b: np.ndarray, config: DedupConfig) -> np.ndarray:
-    """Exact Jaccard of each candidate edge, re-shingling only the documents that appear in an edge."""
+def _signatures(
+    fact_paths: list[str], shard_rows: list[tuple[int, int]], rows: np.ndarray, k: int
+) -> np.ndarray:
+    """Signatures (int64[len(rows), k]) of the given sorted rows, read shard by shard."""
+    out = np.empty((rows.size, k), np.int64)
+    for path, (first, n) in zip(fact_paths, shard_rows, strict=True):
+        lo, hi = np.searchsorted(rows, [first, first + n])
+        if lo == hi:
+            continue
+        col = pq.read_table(path, columns=["signature"]).column("signature").combine_chunks()
+        part = col.take(pa.array(rows[lo:hi] - first))
+        out[lo:hi] = part.flatten().to_numpy().reshape(hi - lo, k)
+    return out
+
+
+def verify_edges(
+    work: WorkDir, fact_paths: list[str], a: np.ndarray, b: np.ndarray, config: DedupConfig
+) -> np.ndarray:
+    """Exact Jaccard of each candidate edge (NaN where the signature prefilter rejected it), re-normalising only
+    the documents of edges that pass (their normalised texts are all that is held in memory)."""
+    sim = np.full(a.size, np.nan)
+    cut = kernels.prefilter_count(config)
+    todo = np.arange(a.size)
+    if cut > 0 and a.size:
+        nodes = np.unique(np.concatenate([a, b]))
+        sigs = _signatures(fact_paths, work.shard_rows(), nodes, config.num_perm)
+        agree = kernels.signature_agreement(sigs[np.searchsorted(nodes, a)], sigs[np.searchsorted(nodes, b)])
+        todo = np.flatnonzero(agree >= cut)
+    a, b = a[todo], b[todo]
     involved = np.unique(np.concatenate([a, b]))
     if involved.size == 0:
-        return np.zeros(0, np.float64)
-    offs: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    order: list[np.ndarray] = []
-    base = 0
+        return sim
+    texts: list[pa.Array] = []
     for shard, (first, rows) in zip(work.input_shards(), work.shard_rows(), strict=True):
         lo, hi = np.searchsorted(involved, [first, first + rows])
         if lo == hi:
             continue
         table = pq.read_table(shard, columns=["text"])
-        texts = table.column("text").take(pa.array(involved[lo:hi] - first))
-        norm = kernels.normalise(texts, unicode_punctuation=config.strip_unicode_punctuation)
-        off, val = kernels.shingle_sets(
-            norm, ngram=config.ngram, word=config.shingle == "word", seed=config.seed
-        )
-        offs.append(off[1:] + base)
-        vals.append(val)
-        base += val.shape[0]
-        order.append(involved[lo:hi])
-    offsets = np.concatenate([np.zeros(1, np.int64), *offs])
-    values = np.concatenate(vals)
-    index = np.searchsorted(involved, a), np.searchsorted(involved, b)
-    return kernels.jaccard_edges(offsets, values, index[0], index[1])
+        part = table.column("text").take(pa.array(involved[lo:hi] - first))
+        norm = kernels.normalise(part, unicode_punctuation=config.strip_unicode_punctuation)
+        texts.append(norm.cast(pa.large_string()))
+    normalised = pa.concat_arrays(texts)
+    ia, ib = np.searchsorted(involved, a), np.searchsorted(involved, b)
+    word = config.shingle == "word"
+    sim[todo] = kernels.jaccard_texts(normalised, ia, ib, ngram=config.ngram, word=word, seed=config.seed)
+    return sim
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -192,11 +211,15 @@ def run(work: WorkDir, config: DedupConfig, timings: dict[str, float]) -> tuple[
     if config.mode == "verified":
         edge_path = work.table("edges")
         if work.done(edge_path):
-            sim = pq.read_table(edge_path).column("similarity").to_numpy()
+            sim = pq.read_table(edge_path).column("similarity").to_numpy(zero_copy_only=False)
         else:
-            sim = verify_edges(work, a, b, config)
-            write_parquet_atomic(pa.table({"a": a, "b": b, "similarity": sim}, schema=EDGE_SCHEMA), edge_path)
+            sim = verify_edges(work, fact_paths, a, b, config)
+            sim_col = pa.array(sim, mask=np.isnan(sim))
+            write_parquet_atomic(
+                pa.table({"a": a, "b": b, "similarity": sim_col}, schema=EDGE_SCHEMA), edge_path
+            )
             work.mark(edge_path)
+        phases["prefiltered_edges"] = int(np.isnan(sim).sum())
         ok = sim >= config.threshold
         a, b, sim = a[ok], b[ok], sim[ok]
         phases["verified_edges"] = int(ok.sum())

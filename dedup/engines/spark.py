@@ -33,6 +33,7 @@ MAX_ROUNDS = 1000  # a guard against a bug, never a silent cap: exceeding it rai
 def _facts_schema(bands: int) -> str:
     cols = ["_row long", "id string", "source string", "length long", "nbytes long", "nchars long"]
     cols += ["nshingles long", "h1 long", "h2 long"] + [f"{c} long" for c in band_columns(bands)]
+    cols += ["signature array<bigint>"]
     return ", ".join(cols)
 
 
@@ -51,18 +52,38 @@ def _facts_fn(cfg_json: str):
 
 def _jaccard_fn(cfg_json: str):
     def fn(batches):
+        import numpy as np
+
         from dedup import kernels
         from dedup.config import DedupConfig
 
         cfg = DedupConfig.model_validate_json(cfg_json)
+        cut = kernels.prefilter_count(cfg)
+        k = cfg.num_perm
         for batch in batches:
-            if not batch.num_rows:
+            n = batch.num_rows
+            if not n:
                 continue
-            na = kernels.normalise(batch.column("ta"), unicode_punctuation=cfg.strip_unicode_punctuation)
-            nb = kernels.normalise(batch.column("tb"), unicode_punctuation=cfg.strip_unicode_punctuation)
-            sim = kernels.jaccard_pairs(na, nb, ngram=cfg.ngram, word=cfg.shingle == "word", seed=cfg.seed)
+            todo = np.arange(n)
+            if cut > 0:
+                sa = batch.column("sa").flatten().to_numpy().reshape(n, k)
+                sb = batch.column("sb").flatten().to_numpy().reshape(n, k)
+                todo = np.flatnonzero(kernels.signature_agreement(sa, sb) >= cut)
+            sim = np.full(n, np.nan)
+            if todo.size:
+                idx = pa.array(todo)
+                na = kernels.normalise(
+                    batch.column("ta").take(idx), unicode_punctuation=cfg.strip_unicode_punctuation
+                )
+                nb = kernels.normalise(
+                    batch.column("tb").take(idx), unicode_punctuation=cfg.strip_unicode_punctuation
+                )
+                sim[todo] = kernels.jaccard_pairs(
+                    na, nb, ngram=cfg.ngram, word=cfg.shingle == "word", seed=cfg.seed
+                )
             yield pa.RecordBatch.from_arrays(
-                [batch.column("a"), batch.column("b"), pa.array(sim)], names=["a", "b", "similarity"]
+                [batch.column("a"), batch.column("b"), pa.array(sim, mask=np.isnan(sim))],
+                names=["a", "b", "similarity"],
             )
 
     return fn
@@ -228,16 +249,22 @@ def run(
     if config.mode == "verified":
         texts = docs.select("_row", "text")
 
+        sigs = facts.select("_row", "signature")
+
         def verified() -> DataFrame:
-            pairs = cand.join(texts.select(F.col("_row").alias("a"), F.col("text").alias("ta")), "a").join(
-                texts.select(F.col("_row").alias("b"), F.col("text").alias("tb")), "b"
+            pairs = (
+                cand.join(texts.select(F.col("_row").alias("a"), F.col("text").alias("ta")), "a")
+                .join(texts.select(F.col("_row").alias("b"), F.col("text").alias("tb")), "b")
+                .join(sigs.select(F.col("_row").alias("a"), F.col("signature").alias("sa")), "a")
+                .join(sigs.select(F.col("_row").alias("b"), F.col("signature").alias("sb")), "b")
             )
-            return pairs.select("a", "b", "ta", "tb").mapInArrow(
+            return pairs.select("a", "b", "ta", "tb", "sa", "sb").mapInArrow(
                 _jaccard_fn(cfg_json), "a long, b long, similarity double"
             )
 
         scored = _persist(spark, work, "edges", verified)
         edges = scored.where(F.col("similarity") >= config.threshold)
+        phases["prefiltered_edges"] = scored.where(F.col("similarity").isNull()).count()
         phases["verified_edges"] = edges.count()
         phases["rejected_edges"] = phases["candidate_edges"] - phases["verified_edges"]
     else:
