@@ -1,0 +1,80 @@
+"""Unit tests of the SlimPajama-DC dedup kernels (issue 3): normalisation, shingles, exact Jaccard, signatures,
+banding and greedy survivors, each against a plain-Python reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from test_dedup_core import ref_jaccard, ref_normalise
+
+from dedup import DedupConfig, kernels
+
+
+@pytest.fixture(scope="module")
+def texts(real_docs: pa.Table) -> list[str]:
+    return real_docs.column("text").to_pylist()[:400]
+
+
+def test_normalise_matches_python(texts: list[str]) -> None:
+    extra = ["Héllo,  World!!\n\tFoo—bar\u00a0baz  ", "  ..  ", "", "a\u2028b\x1cc", "ＡＢＣ　ｄ"]
+    got = kernels.normalise(pa.array(texts + extra + [None])).to_pylist()
+    assert got == [ref_normalise(t) for t in texts + extra] + [""]
+    ascii_only = kernels.normalise(pa.array(["foo—bar, baz"]), unicode_punctuation=False).to_pylist()
+    assert ascii_only == ["foo—bar baz"]
+
+
+def test_exact_jaccard_kernels_agree_with_python(texts: list[str]) -> None:
+    norm = kernels.normalise(pa.array(texts))
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, len(texts), 300)
+    b = rng.integers(0, len(texts), 300)
+    a[:50] = b[:50]  # identical pairs
+    hashed = kernels.jaccard_texts(norm, a, b, ngram=13, word=False, seed=5)
+    off, vals = kernels.shingle_sets(norm, ngram=13, word=False, seed=5)
+    assert np.array_equal(hashed, kernels.jaccard_edges(off, vals, a, b))
+    expected = [ref_jaccard(texts[i], texts[j]) for i, j in zip(a, b, strict=True)]
+    assert hashed == pytest.approx(expected, abs=1e-12)
+    pairs = kernels.jaccard_pairs(
+        norm.take(pa.array(a)), norm.take(pa.array(b)), ngram=13, word=False, seed=5
+    )
+    assert np.array_equal(pairs, hashed)
+
+
+@pytest.mark.parametrize("signature", ["oph", "minhash"])
+def test_signature_agreement_estimates_jaccard(texts: list[str], signature: str) -> None:
+    norm = kernels.normalise(pa.array(texts))
+    facts = kernels.document_facts(
+        norm, ngram=13, word=False, seed=9, signature=signature, num_perm=128, bands=25, rows=5
+    )
+    ok = np.flatnonzero(facts["nshingles"] >= 200)
+    rng = np.random.default_rng(2)
+    a, b = rng.choice(ok, 200), rng.choice(ok, 200)
+    sig = facts["signature"]
+    est = kernels.signature_agreement(sig[a], sig[b]) / 128
+    exact = kernels.jaccard_texts(norm, a, b, ngram=13, word=False, seed=9)
+    assert np.abs(est - exact).max() < 0.2 and np.abs(est - exact).mean() < 0.03
+    # Identical texts share every band key; the exact hash separates different texts.
+    same = kernels.document_facts(
+        pa.array([norm[int(ok[0])].as_py()] * 2), ngram=13, word=False, seed=9, signature=signature,
+        num_perm=128, bands=25, rows=5,
+    )  # fmt: skip
+    assert np.array_equal(same["bands"][0], same["bands"][1]) and same["h1"][0] == same["h1"][1]
+    assert len(set(facts["h1"][ok].tolist())) == len({norm[int(i)].as_py() for i in ok})
+
+
+def test_recall_banding_and_prefilter() -> None:
+    cfg = DedupConfig()
+    assert cfg.banding == (25, 5)
+    assert kernels.prefilter_count(cfg) == int(np.ceil((0.8 - 0.15) * 128))
+    assert kernels.prefilter_count(DedupConfig(mode="slimpajama")) == -1
+
+
+def test_greedy_survivors_keep_chain_ends_and_point_at_kept() -> None:
+    # 0~1 (0.9), 1~2 (0.85), 0 and 2 dissimilar; 3~4 and 3~5, 4~5 missing
+    kept, dup, sim = kernels.greedy_survivors(
+        6, np.array([0, 1, 3, 3]), np.array([1, 2, 4, 5]), np.array([0.9, 0.85, 0.8, 0.95])
+    )
+    assert kept.tolist() == [True, False, True, True, False, False]
+    assert dup.tolist() == [-1, 0, -1, -1, 3, 3]
+    assert sim[1] == 0.9 and sim[5] == 0.95 and np.isnan(sim[0])
