@@ -302,7 +302,9 @@ def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndar
 
 
 @nb.njit(cache=True)
-def _doc_facts(
+def _doc_facts_range(
+    lo,
+    hi,
     offsets,
     data,
     ngram,
@@ -324,8 +326,7 @@ def _doc_facts(
     tok = np.empty(64, np.uint64)
     sh = np.empty(64, np.uint64)
     sig = np.empty(k, np.uint64)
-    n = offsets.shape[0] - 1
-    for d in range(n):
+    for d in range(lo, hi):
         s = offsets[d]
         e = offsets[d + 1]
         a, b = _exact_hash(data, s, e, seed)
@@ -362,6 +363,42 @@ def _doc_facts(
             sigs[d, p] = sig[p]
 
 
+@nb.njit(parallel=True, cache=True)
+def _doc_facts(
+    bounds,
+    offsets,
+    data,
+    ngram,
+    word,
+    seed,
+    perm_seeds,
+    use_oph,
+    k,
+    bands,
+    rows,
+    band_seeds,
+    h1,
+    h2,
+    nchars,
+    nsh,
+    keys,
+    sigs,
+):
+    """Documents in chunks across threads; every output row depends only on its own document."""
+    for c in nb.prange(bounds.shape[0] - 1):
+        _doc_facts_range(
+            bounds[c], bounds[c + 1], offsets, data, ngram, word, seed, perm_seeds, use_oph, k, bands, rows,
+            band_seeds, h1, h2, nchars, nsh, keys, sigs,
+        )  # fmt: skip
+
+
+def _chunk_bounds(offsets: np.ndarray, chunks: int) -> np.ndarray:
+    """Document index bounds splitting the bytes into about `chunks` equal parts."""
+    n = offsets.shape[0] - 1
+    targets = np.linspace(offsets[0], offsets[-1], chunks + 1)
+    return np.unique(np.r_[0, np.searchsorted(offsets[:-1], targets[1:-1]), n]).astype(np.int64)
+
+
 def _seeds(seed: int, count: int, salt: int) -> np.ndarray:
     rng = np.random.Generator(np.random.PCG64([seed, salt]))
     return rng.integers(0, 2**63, size=count, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
@@ -389,6 +426,7 @@ def document_facts(
     keys = np.empty((n, bands), np.uint64)
     sigs = np.empty((n, num_perm), np.uint64)
     _doc_facts(
+        _chunk_bounds(offsets, 4 * nb.get_num_threads()),
         offsets,
         data,
         ngram,
