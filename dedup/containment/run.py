@@ -27,14 +27,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from dedup.containment.config import ContainConfig
-from dedup.containment.engines.base import LRU
 from dedup.containment.engines.polars import PolarsEngine
 from dedup.containment.graph import ContainmentResult, find_containment
 from dedup.containment.plan import choose_deletions
 from dedup.containment.recipes import RECIPE_SCHEMA, make_recipe, rebuild, table_checksum, verify
 from dedup.containment.report import draw_graph
 from dedup.containment.stats import stats_rows
-from dedup.containment.tables import TableRef, read_table
+from dedup.containment.tables import TableRef
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -90,14 +89,7 @@ def build_recipes(
     """A verified-or-failed recipe for every planned deletion (row mapping from the fingerprints)."""
     engine = engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
     out = {}
-    tables = LRU(config.cache_bytes // 4)
-
-    def read(i: int) -> pa.Table:
-        got = tables.get(i)
-        if got is None:
-            got = read_table(result.refs[i])
-            tables.put(i, got, got.nbytes)
-        return got
+    read = engine.table
 
     for t, e in sorted(plan.items()):
         keys = tuple(sorted(result.schemas[t].keys))

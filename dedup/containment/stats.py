@@ -29,7 +29,7 @@ import pyarrow.types as pt
 
 from dedup.containment.kernels import canonical
 from dedup.containment.schema import BIN, BOOL, DEC, NUM, STR, TIME, TableSchema
-from dedup.containment.tables import TableRef, read_table
+from dedup.containment.tables import TableRef, parquet_metadata, read_table
 
 _BOUNDED = (NUM, BOOL, STR, TIME, BIN, DEC)
 
@@ -94,7 +94,7 @@ def parquet_stats(ref: TableRef, ts: TableSchema) -> TableStats:
     ]
     exact_strings = True
     for p in ref.paths:
-        md = pq.ParquetFile(p).metadata
+        md = parquet_metadata(p)
         rows += md.num_rows
         exact_strings = exact_strings and _exact_strings(md.created_by)
         leaf_of = _leaf_index(md, ts)

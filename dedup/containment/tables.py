@@ -48,10 +48,41 @@ def table_from_paths(name: str, paths: Sequence[str], fmt: str, location: str = 
     )
 
 
+# Parquet footers parsed once per file version (path, size, mtime) and reused by every reader: schema discovery,
+# footer statistics and the data reads all need them.
+_FOOTERS: dict[tuple[str, int, int], pq.FileMetaData] = {}
+_FOOTERS_MAX = 200_000
+# Files up to this many cells are decoded on the calling thread: Arrow's thread pool costs more than it saves on
+# small files (most lake tables), and a machine's cores are better spent on other tables.
+_THREADED_CELLS = 4_000_000
+
+
+def parquet_metadata(path: str) -> pq.FileMetaData:
+    """The parsed footer of a Parquet file (cached while the file's size and mtime stay the same)."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    md = _FOOTERS.get(key)
+    if md is None:
+        md = pq.read_metadata(path)
+        if len(_FOOTERS) >= _FOOTERS_MAX:
+            _FOOTERS.clear()
+        _FOOTERS[key] = md
+    return md
+
+
+def parquet_file(path: str) -> pq.ParquetFile:
+    """A ParquetFile opened with its cached footer."""
+    return pq.ParquetFile(path, metadata=parquet_metadata(path))
+
+
+def _threads(md: pq.FileMetaData) -> bool:
+    return md.num_rows * max(md.num_columns, 1) > _THREADED_CELLS
+
+
 def read_schema(ref: TableRef) -> pa.Schema:
     """The Arrow schema of a table (footer only for Parquet; CSV is read whole since its types are inferred)."""
     if ref.format == "parquet":
-        schemas = [pq.read_schema(p) for p in ref.paths]
+        schemas = [parquet_metadata(p).schema.to_arrow_schema() for p in ref.paths]
         first = schemas[0]
         for p, s in zip(ref.paths[1:], schemas[1:], strict=True):
             if not s.equals(first, check_metadata=False):
@@ -63,7 +94,10 @@ def read_schema(ref: TableRef) -> pa.Schema:
 def read_table(ref: TableRef, columns: Sequence[int] | None = None) -> pa.Table:
     """Read a whole table (optionally only the columns at the given positions), rows in lake order."""
     if ref.format == "parquet":
-        parts = [pq.ParquetFile(p).read(use_pandas_metadata=False) for p in ref.paths]
+        parts = []
+        for p in ref.paths:
+            pf = parquet_file(p)
+            parts.append(pf.read(use_pandas_metadata=False, use_threads=_threads(pf.metadata)))
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     elif ref.format == "csv":
         table = pacsv.read_csv(ref.paths[0])
@@ -81,7 +115,8 @@ def iter_column_batches(
     columns = list(columns)
     if ref.format == "parquet":
         for p in ref.paths:
-            pf = pq.ParquetFile(p)
+            pf = parquet_file(p)
+            threads = _threads(pf.metadata)
             arrow_schema = pf.schema_arrow
             names = arrow_schema.names
             if len(set(names)) == len(names):
@@ -93,13 +128,13 @@ def iter_column_batches(
                     continue
                 schema = pa.schema([arrow_schema.field(i) for i in columns])
                 if pf.metadata.num_rows <= batch_rows:
-                    t = pf.read(columns=wanted, use_pandas_metadata=False)
+                    t = pf.read(columns=wanted, use_pandas_metadata=False, use_threads=threads)
                     yield pa.RecordBatch.from_arrays(
                         [t.column(w).combine_chunks() for w in wanted], schema=schema
                     )
                     continue
                 for batch in pf.iter_batches(
-                    batch_size=batch_rows, columns=wanted, use_pandas_metadata=False
+                    batch_size=batch_rows, columns=wanted, use_pandas_metadata=False, use_threads=threads
                 ):
                     # iter_batches returns the requested columns in file order; put them in the asked order
                     yield pa.RecordBatch.from_arrays(
@@ -107,7 +142,7 @@ def iter_column_batches(
                     )
             else:  # duplicate column names: read whole row groups and select by position
                 for g in range(pf.num_row_groups):
-                    t = pf.read_row_group(g).select(columns)
+                    t = pf.read_row_group(g, use_threads=threads).select(columns)
                     yield from t.to_batches(max_chunksize=batch_rows)
     else:
         t = read_table(ref, columns)

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from dedup.containment.engines.base import LRU, ContentEngine
 from dedup.containment.kernels import canon_nbytes, canonical, column_hash, fold_fingerprints
-from dedup.containment.tables import iter_column_batches
+from dedup.containment.tables import iter_column_batches, read_table
+
+_WHOLE_TABLE_BYTES = 32 << 20  # tables stored in fewer bytes are read whole (one read for hashes and recipes)
 
 
 @dataclass
@@ -41,6 +44,15 @@ class PolarsEngine(ContentEngine):
         self.projections = LRU(cache_bytes // 4)
         self.uniq_columns = LRU(cache_bytes // 8)
         self.canons = LRU(cache_bytes // 4)
+        self.tables = LRU(cache_bytes // 4)
+
+    def table(self, t: int) -> pa.Table:
+        """Table t read whole (cached: the hashing and the recipes both need it)."""
+        got = self.tables.get(t)
+        if got is None:
+            got = read_table(self.refs[t])
+            self.tables.put(t, got, got.nbytes)
+        return got
 
     def column_hashes(self, t: int) -> list[np.ndarray]:
         got = self.columns.get(t)
@@ -50,11 +62,16 @@ class PolarsEngine(ContentEngine):
         parts: list[list[np.ndarray]] = [[] for _ in s.columns]
         batches = 0
         canons = []
-        for batch in iter_column_batches(self.refs[t], [c.position for c in s.columns]):
+        whole = self.refs[t].bytes <= _WHOLE_TABLE_BYTES  # one read, kept for the recipes too
+        if whole:
+            source = [self.table(t)]
+        else:
+            source = iter_column_batches(self.refs[t], [c.position for c in s.columns])
+        for batch in source:
             batches += 1
             canons = []
             for i, c in enumerate(s.columns):
-                canon = canonical(batch.column(i), c.klass)
+                canon = canonical(batch.column(c.position if whole else i), c.klass)
                 canons.append(canon)
                 parts[i].append(column_hash(canon))
         if batches == 1:  # keep the normalised values of one-batch tables for the value confirmation
