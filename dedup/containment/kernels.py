@@ -85,10 +85,11 @@ def canonical(arr: pa.Array | pa.ChunkedArray, klass: str) -> Canon:
     if klass == NULL or pt.is_null(t):
         return Canon(np.zeros(n, dtype=bool), words=np.zeros((n, 1), dtype=np.int64))
     valid = _valid_mask(arr)
+    has_nulls = arr.null_count > 0
     if klass == NUM:
         words = np.zeros((n, 2), dtype=np.int64)
         if pt.is_floating(t):
-            x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            x = (arr if pa.types.is_float64(t) else arr.cast(pa.float64())).to_numpy(zero_copy_only=False)
             x = np.where(valid, x, 0.0)
             nan = np.isnan(x)
             valid = valid & ~nan
@@ -99,16 +100,19 @@ def canonical(arr: pa.Array | pa.ChunkedArray, klass: str) -> Canon:
             as_bits = np.where(integral, 0.0, x).view(np.int64)
             words[:, 1] = np.where(integral, as_int, as_bits)
         elif pt.is_unsigned_integer(t) and t.bit_width == 64:
-            x = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
+            x = (arr.fill_null(0) if has_nulls else arr).to_numpy(zero_copy_only=False).astype(np.uint64)
             big = x >= np.uint64(1 << 63)
             words[:, 0] = np.where(big, 2, 0)
             words[:, 1] = x.view(np.int64)
-        else:
+        elif has_nulls:
             words[:, 1] = arr.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
-        words[~valid] = 0
+        else:  # no NULLs: the integers widen to int64 in numpy, no Arrow kernel calls
+            words[:, 1] = arr.to_numpy(zero_copy_only=False)
+        if not valid.all():
+            words[~valid] = 0
         return Canon(valid, words=words)
     if klass == BOOL:
-        w = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64)
+        w = (arr.fill_null(False) if has_nulls else arr).to_numpy(zero_copy_only=False).astype(np.int64)
         return Canon(valid, words=w.reshape(n, 1))
     if klass == TIME:
         words = np.zeros((n, 2), dtype=np.int64)
@@ -121,12 +125,14 @@ def canonical(arr: pa.Array | pa.ChunkedArray, klass: str) -> Canon:
                 v = arr.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
             else:
                 per = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[t.unit]
-                v = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+                v = arr.cast(pa.int64())
+                v = (v.fill_null(0) if has_nulls else v).to_numpy(zero_copy_only=False)
             sec = np.floor_divide(v, per)
             sub = (v - sec * per) * (1_000_000_000 // per)
         words[:, 0] = sec
         words[:, 1] = sub
-        words[~valid] = 0
+        if has_nulls:
+            words[~valid] = 0
         return Canon(valid, words=words)
     if klass in (STR, BIN):
         return Canon(valid, blobs=_as_blobs(arr))

@@ -45,27 +45,36 @@ def _column_digest(col: pa.ChunkedArray, h) -> None:
     if pt.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     t = arr.type
-    valid = arr.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8)
+    nulls = arr.null_count > 0
+
+    def filled(a: pa.Array, value) -> pa.Array:
+        """fill_null, skipped without NULLs (where it changes nothing but costs a kernel call)."""
+        return a.fill_null(value) if nulls else a
+
+    if nulls:
+        valid = arr.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8)
+    else:
+        valid = np.ones(len(arr), dtype=np.uint8)
     h.update(len(arr).to_bytes(8, "little"))
     h.update(np.packbits(valid).tobytes())
     if pt.is_null(t):
         return
     if pt.is_boolean(t):
-        h.update(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8).tobytes())
+        h.update(filled(arr, False).to_numpy(zero_copy_only=False).astype(np.uint8).tobytes())
     elif pt.is_floating(t):
-        x = arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        x = filled(arr if pt.is_float64(t) else arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
         x = np.where(np.isnan(x), np.nan, x)  # one NaN bit pattern; -0.0 stays distinct from 0.0
         h.update(x.tobytes())
     elif pt.is_integer(t):
         h.update(
-            arr.fill_null(0)
+            filled(arr, 0)
             .to_numpy(zero_copy_only=False)
             .astype(np.int64 if pt.is_signed_integer(t) else np.uint64)
             .tobytes()
         )
     elif pt.is_temporal(t) and t.bit_width in (32, 64):
         phys = pa.int64() if t.bit_width == 64 else pa.int32()
-        h.update(arr.view(phys).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+        h.update(filled(arr.view(phys), 0).to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
     elif (
         pt.is_string(t)
         or pt.is_large_string(t)
@@ -76,7 +85,7 @@ def _column_digest(col: pa.ChunkedArray, h) -> None:
     ):
         if pt.is_string_view(t):
             arr = arr.cast(pa.large_string())
-        b = arr.cast(pa.large_binary()).fill_null(b"")
+        b = filled(arr.cast(pa.large_binary()), b"")
         offsets = np.frombuffer(b.buffers()[1], dtype=np.int64, count=len(b) + 1 + b.offset)[b.offset :]
         h.update((offsets - offsets[0]).tobytes())
         if b.buffers()[2] is not None and len(b):

@@ -153,8 +153,11 @@ def _leaf_index(md: pq.FileMetaData, ts: TableSchema) -> list[int | None]:
     top = [p.split(".")[0] for p in paths]
     out: list[int | None] = []
     used: dict[str, int] = {}
+    by_top: dict[str, list[int]] = {}
+    for i, t in enumerate(top):
+        by_top.setdefault(t, []).append(i)
     for c in ts.columns:
-        hits = [i for i, t in enumerate(top) if t == c.name]
+        hits = by_top.get(c.name, [])
         k = used.get(c.name, 0)
         used[c.name] = k + 1
         if len(hits) == 1 and paths[hits[0]] == c.name:
