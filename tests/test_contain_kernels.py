@@ -79,6 +79,16 @@ def test_type_classes_and_schema_graph():
     assert (2, 0) in schema_graph(ci)[0]
     dup = column_infos(pa.schema([("x", pa.int64()), ("x", pa.int64())]))
     assert [c.key for c in dup] == ["x", "x#2"]
+    # Names colliding ignoring case keep exact keys, so a column-reordered copy still matches name for name.
+    clash = pa.schema([("Lp4", pa.int64()), ("LP4", pa.string()), ("id", pa.int64())])
+    reordered = pa.schema([("LP4", pa.string()), ("ID", pa.int64()), ("Lp4", pa.int64())])
+    keys = {c.name: c.key for c in column_infos(clash, case_insensitive=True)}
+    assert keys == {"Lp4": "Lp4", "LP4": "LP4", "id": "id"}
+    pair = [
+        TableSchema(i, str(i), s, column_infos(s, case_insensitive=True))
+        for i, s in enumerate([clash, reordered])
+    ]
+    assert set(schema_graph(pair)[0]) == {(0, 1), (1, 0)}
 
 
 def _ts(schema: pa.Schema) -> TableSchema:

@@ -70,10 +70,19 @@ class TableSchema:
 
 
 def column_infos(schema: pa.Schema, case_insensitive: bool = False) -> list[ColumnInfo]:
+    """Column keys for matching: the name, or its lower case with `case_insensitive`.
+
+    Names that collide ignoring case (`Lp4` and `LP4`) keep their exact names as keys even with
+    `case_insensitive`, so they match by exact name and never by position; a name repeated exactly gets `#n`.
+    """
+    folded = defaultdict(int)
+    if case_insensitive:
+        for f in schema:
+            folded[f.name.lower()] += 1
     seen: dict[str, int] = defaultdict(int)
     out = []
     for i, f in enumerate(schema):
-        base = f.name.lower() if case_insensitive else f.name
+        base = f.name.lower() if case_insensitive and folded[f.name.lower()] == 1 else f.name
         seen[base] += 1
         key = base if seen[base] == 1 else f"{base}#{seen[base]}"
         out.append(ColumnInfo(i, f.name, key, type_class(f.type), f.type))
