@@ -1,9 +1,10 @@
 """R2D2 step 3 on one machine (the embedded engine).
 
-Per-column value hashes of a table are computed in one streamed pass over its Parquet row groups (or CSV) and
-cached; a projection's row fingerprints fold the cached column hashes, and its sorted distinct fingerprints with the
+Per-column value hashes are cached: a table of up to 32 MB is read whole once (kept for the recipes too) and each
+column normalised and hashed when a projection first needs it; a larger table is hashed in one streamed pass over
+its Parquet row groups (or CSV); a projection's row fingerprints fold the cached column hashes, and its sorted distinct fingerprints with the
 first row of each are cached too. The anti-join of A against B is a sorted search of A's distinct fingerprints in
-B's, done with Polars' semi/anti joins on the fingerprint column.
+B's (a binary search of one sorted array in the other).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from dedup.containment.engines.base import LRU, ContentEngine
@@ -62,16 +62,11 @@ class PolarsEngine(ContentEngine):
         parts: list[list[np.ndarray]] = [[] for _ in s.columns]
         batches = 0
         canons = []
-        whole = self.refs[t].bytes <= _WHOLE_TABLE_BYTES  # one read, kept for the recipes too
-        if whole:
-            source = [self.table(t)]
-        else:
-            source = iter_column_batches(self.refs[t], [c.position for c in s.columns])
-        for batch in source:
+        for batch in iter_column_batches(self.refs[t], [c.position for c in s.columns]):
             batches += 1
             canons = []
             for i, c in enumerate(s.columns):
-                canon = canonical(batch.column(c.position if whole else i), c.klass)
+                canon = canonical(batch.column(i), c.klass)
                 canons.append(canon)
                 parts[i].append(column_hash(canon))
         if batches == 1:  # keep the normalised values of one-batch tables for the value confirmation
@@ -81,6 +76,31 @@ class PolarsEngine(ContentEngine):
         self.columns.put(t, hashes, sum(h.nbytes for h in hashes))
         return hashes
 
+    def _whole(self, t: int) -> bool:
+        return self.refs[t].bytes <= _WHOLE_TABLE_BYTES
+
+    def _num_rows(self, t: int) -> int:
+        if not self.schemas[t].columns:
+            return 0
+        if self._whole(t):
+            return self.table(t).num_rows
+        return len(self.column_hashes(t)[0])
+
+    def column_hash(self, t: int, position: int) -> np.ndarray:
+        """The value hashes of one column. A table read whole has each column normalised and hashed only when a
+        projection first needs it (a container's other columns never are); a larger table is streamed once and
+        all its columns hashed in that pass."""
+        if not self._whole(t):
+            return self.column_hashes(t)[position]
+        got = self.columns.get((t, position))
+        if got is None:
+            c = self.schemas[t].columns[position]
+            canon = canonical(self.table(t).column(c.position), c.klass)
+            self.canons.put((t, c.position), canon, canon_nbytes(canon))
+            got = column_hash(canon)
+            self.columns.put((t, position), got, got.nbytes)
+        return got
+
     def cached_canon(self, t: int, position: int):
         return self.canons.get((t, position))
 
@@ -89,9 +109,8 @@ class PolarsEngine(ContentEngine):
         if got is not None:
             return got
         s = self.schemas[t]
-        hashes = self.column_hashes(t)
-        n = len(hashes[0]) if hashes else 0
-        fps = fold_fingerprints([hashes[s.by_key[k].position] for k in keys], n)
+        n = self._num_rows(t)
+        fps = fold_fingerprints([self.column_hash(t, s.by_key[k].position) for k in keys], n)
         uniq, first = np.unique(fps, return_index=True)
         p = Projection(t, keys, n, fps, uniq, first.astype(np.int64))
         self.projections.put((t, keys), p, p.nbytes)
@@ -100,7 +119,7 @@ class PolarsEngine(ContentEngine):
     def _uniq_column(self, t: int, key: str) -> np.ndarray:
         got = self.uniq_columns.get((t, key))
         if got is None:
-            got = np.unique(self.column_hashes(t)[self.schemas[t].by_key[key].position])
+            got = np.unique(self.column_hash(t, self.schemas[t].by_key[key].position))
             self.uniq_columns.put((t, key), got, got.nbytes)
         return got
 
@@ -110,7 +129,7 @@ class PolarsEngine(ContentEngine):
 
     def column_values_missing(self, a: int, b: int, key: str) -> bool:
         ua, ub = self._uniq_column(a, key), self._uniq_column(b, key)
-        return not bool(np.isin(ua, ub, assume_unique=True).all())
+        return not bool(self._contains(ub, ua).all())
 
     def _contains(self, uniq: np.ndarray, values: np.ndarray) -> np.ndarray:
         if len(uniq) == 0:
@@ -122,9 +141,9 @@ class PolarsEngine(ContentEngine):
         return int((~self._contains(pb.uniq, pa_.fps[rows])).sum())
 
     def missing(self, pa_: Projection, pb: Projection) -> int:
-        a = pl.DataFrame({"fp": pa_.uniq})
-        b = pl.DataFrame({"fp": pb.uniq})
-        return a.join(b, on="fp", how="anti").height
+        # both sides are sorted distinct fingerprints: a binary search of A's in B's is the anti-join (a
+        # DataFrame join costs more in setup than the search on these sizes)
+        return int(len(pa_.uniq) - self._contains(pb.uniq, pa_.uniq).sum())
 
     def mapping(self, pa_: Projection, pb: Projection) -> np.ndarray:
         if len(pb.uniq) == 0:
