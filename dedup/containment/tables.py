@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -68,6 +69,23 @@ def parquet_metadata(path: str) -> pq.FileMetaData:
             _FOOTERS.clear()
         _FOOTERS[key] = md
     return md
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def read_tables(refs: Sequence[TableRef]) -> Iterator[tuple[TableRef, pa.Table | Exception]]:
+    """Read whole tables on a few threads, yielded in the given order (a read error is yielded, not raised)."""
+
+    def one(ref: TableRef) -> pa.Table | Exception:
+        try:
+            return read_table(ref)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            return exc
+
+    with ThreadPoolExecutor(_workers()) as ex:
+        yield from zip(refs, ex.map(one, refs), strict=True)
 
 
 def parquet_file(path: str) -> pq.ParquetFile:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from dedup.containment.engines.base import LRU, ContentEngine
 from dedup.containment.kernels import canon_nbytes, canonical, column_hash, fold_fingerprints
-from dedup.containment.tables import iter_column_batches, read_table
+from dedup.containment.tables import iter_column_batches, read_table, read_tables
 
 _WHOLE_TABLE_BYTES = 32 << 20  # tables stored in fewer bytes are read whole (one read for hashes and recipes)
 
@@ -53,6 +53,21 @@ class PolarsEngine(ContentEngine):
             got = read_table(self.refs[t])
             self.tables.put(t, got, got.nbytes)
         return got
+
+    def prefetch(self, specs: list[tuple[int, tuple[str, ...]]]) -> None:
+        """Read the tables these projections need ahead, on a few threads, in order of first need, while they fit
+        the table cache (reading dominates hashing; Arrow releases the GIL while it decodes)."""
+        todo, room = [], self.tables.budget - self.tables.used
+        for t in dict.fromkeys(t for t, _keys in specs):
+            if self._whole(t) and self.tables.items.get(t) is None and self.columns.items.get(t) is None:
+                todo.append(t)
+        for start in range(0, len(todo), 64):
+            chunk = todo[start : start + 64]
+            for t, (_ref, got) in zip(chunk, read_tables([self.refs[t] for t in chunk]), strict=True):
+                if isinstance(got, Exception) or got.nbytes > room:
+                    return  # errors are raised again by the reader that needs the table
+                room -= got.nbytes
+                self.tables.put(t, got, got.nbytes)
 
     def column_hashes(self, t: int) -> list[np.ndarray]:
         got = self.columns.get(t)
