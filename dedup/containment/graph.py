@@ -17,7 +17,7 @@ from dedup.containment.config import ContainConfig
 from dedup.containment.content import ContentCheck, Edge, evidence_json
 from dedup.containment.schema import TableSchema, column_infos, schema_graph
 from dedup.containment.stats import TableStats, prune_reason, table_stats
-from dedup.containment.tables import TableRef, read_schema
+from dedup.containment.tables import TableRef, read_schema, read_table
 
 CONTAINMENT_SCHEMA = pa.schema(
     [
@@ -95,9 +95,10 @@ def read_metadata(
     tstats: list[TableStats] = []
     for ref in sorted(refs, key=lambda r: r.name):
         try:
-            sch = read_schema(ref)
+            whole = read_table(ref) if ref.format == "csv" else None  # CSV: one parse for schema and stats
+            sch = read_schema(ref) if whole is None else whole.schema
             ts = TableSchema(len(good), ref.name, sch, column_infos(sch, config.case_insensitive))
-            st = table_stats(ref, ts, cache_dir)
+            st = table_stats(ref, ts, cache_dir, table=whole)
         except Exception as exc:  # any unreadable table is reported and skipped
             problems.append(
                 {"table": ref.name, "path": ref.location, "error": f"{type(exc).__name__}: {exc}"}

@@ -225,8 +225,11 @@ def computed_stats(table: pa.Table, ts: TableSchema) -> TableStats:
     return out
 
 
-def table_stats(ref: TableRef, ts: TableSchema, cache_dir: str | None = None) -> TableStats:
-    """Statistics of one table: Parquet footers, or computed once for CSV and cached in `cache_dir`."""
+def table_stats(
+    ref: TableRef, ts: TableSchema, cache_dir: str | None = None, table: pa.Table | None = None
+) -> TableStats:
+    """Statistics of one table: Parquet footers, or computed once for CSV and cached in `cache_dir` (from
+    `table` when the caller already read it)."""
     if ref.format == "parquet":
         return parquet_stats(ref, ts)
     key = None
@@ -238,7 +241,7 @@ def table_stats(ref: TableRef, ts: TableSchema, cache_dir: str | None = None) ->
         if os.path.exists(key):
             with open(key, "rb") as f:
                 return pickle.load(f)
-    st = computed_stats(read_table(ref), ts)
+    st = computed_stats(read_table(ref) if table is None else table, ts)
     if key:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = key + f".{os.getpid()}.tmp"
