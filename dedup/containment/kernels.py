@@ -11,10 +11,10 @@ themselves (`canon_equal`), so hash collisions can never produce a false contain
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -141,66 +141,71 @@ def canonical(arr: pa.Array | pa.ChunkedArray, klass: str) -> Canon:
     return Canon(valid, blobs=_python_blobs(arr, lambda v: repr(v).encode()))
 
 
-@numba.njit(cache=True)
-def _mix(x):
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_WORD_STEP = 0x632BE59BD9B4E019
+_BYTES_M = np.uint64(0x9FB21C651E98DF25)
+_BYTES_END = np.uint64(0xD6E8FEB86659FD93)
+_FOLD_M = np.uint64(0xC2B2AE3D27D4EB4F)
+_MASK64 = (1 << 64) - 1
+# Byte strings are hashed in numpy one 8-byte word position at a time across rows; a column whose longest value has
+# more words than this goes to the numba kernel instead (one pass per row; loading numba costs about a second), as
+# does any column with values over 64 words once numba is loaded anyway.
+_NUMPY_MAX_WORDS = 4096
+_NUMPY_WORDS_WITH_NUMBA = 64
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on a uint64 array (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
     x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
+    x *= _M2
     x ^= x >> np.uint64(31)
     return x
 
 
-@numba.njit(cache=True)
-def _hash_words(words, valid, seed, null_hash):
+def _hash_words(words: np.ndarray, valid: np.ndarray, seed: np.uint64, null_hash: np.uint64) -> np.ndarray:
     n, k = words.shape
-    out = np.empty(n, dtype=np.uint64)
-    for i in range(n):
-        if not valid[i]:
-            out[i] = null_hash
-            continue
-        h = seed
-        for j in range(k):
-            h = _mix(h ^ np.uint64(words[i, j]) + np.uint64(0x632BE59BD9B4E019) * np.uint64(j + 1))
-        out[i] = h
+    h = np.full(n, seed, dtype=np.uint64)
+    u = words.view(np.uint64)
+    for j in range(k):
+        h = _mix(h ^ (u[:, j] + np.uint64((_WORD_STEP * (j + 1)) & _MASK64)))
+    h[~valid] = null_hash
+    return h
+
+
+def _hash_bytes(
+    offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, seed: np.uint64, null_hash: np.uint64
+) -> np.ndarray:
+    start = offsets[:-1]
+    length = offsets[1:] - start
+    h = seed ^ (length.astype(np.uint64) * _BYTES_M)
+    words = length // 8
+    order = np.argsort(-words, kind="stable")  # rows by falling word count: the rows of pass i are a prefix
+    active = np.searchsorted(-words[order], -np.arange(int(words.max()) if len(words) else 0), side="left")
+    for i, count in enumerate(active.tolist()):  # the i-th full 8-byte word of every row that has one
+        rows = order[:count]
+        p = start[rows] + 8 * i
+        w = np.zeros(len(rows), dtype=np.uint64)
+        for b in range(8):
+            w |= data[p + b].astype(np.uint64) << np.uint64(8 * b)
+        h[rows] = _mix(h[rows] ^ w) * _BYTES_M
+    p = start + 8 * words
+    rest = length - 8 * words
+    w = np.zeros(len(h), dtype=np.uint64)
+    for b in range(7):  # the last 0-7 bytes, little endian
+        rows = np.flatnonzero(rest > b)
+        if len(rows) == 0:
+            break
+        w[rows] |= data[p[rows] + b].astype(np.uint64) << np.uint64(8 * b)
+    out = _mix(h ^ w ^ _BYTES_END)
+    out[~valid] = null_hash
     return out
 
 
-@numba.njit(cache=True)
-def _hash_bytes(offsets, data, valid, seed, null_hash):
-    n = offsets.shape[0] - 1
-    out = np.empty(n, dtype=np.uint64)
-    m = np.uint64(0x9FB21C651E98DF25)
-    for i in range(n):
-        if not valid[i]:
-            out[i] = null_hash
-            continue
-        start = offsets[i]
-        end = offsets[i + 1]
-        h = seed ^ (np.uint64(end - start) * m)
-        p = start
-        while p + 8 <= end:
-            w = np.uint64(0)
-            for b in range(8):
-                w |= np.uint64(data[p + b]) << np.uint64(8 * b)
-            h = _mix(h ^ w) * m
-            p += 8
-        w = np.uint64(0)
-        b = 0
-        while p < end:
-            w |= np.uint64(data[p]) << np.uint64(8 * b)
-            p += 1
-            b += 1
-        out[i] = _mix(h ^ w ^ np.uint64(0xD6E8FEB86659FD93))
-    return out
-
-
-@numba.njit(cache=True)
-def _fold(acc, col):
-    out = np.empty(acc.shape[0], dtype=np.uint64)
-    for i in range(acc.shape[0]):
-        out[i] = _mix(acc[i] * np.uint64(0xC2B2AE3D27D4EB4F) + col[i])
-    return out
+def _fold(acc: np.ndarray, col: np.ndarray) -> np.ndarray:
+    return _mix(acc * _FOLD_M + col)
 
 
 def _blob_buffers(blobs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -217,6 +222,12 @@ def column_hash(canon: Canon, seed: int = 0x5EED) -> np.ndarray:
     if canon.words is not None:
         return _hash_words(np.ascontiguousarray(canon.words), canon.valid, s, NULL_HASH)
     offsets, data = _blob_buffers(canon.blobs)
+    longest = int((offsets[1:] - offsets[:-1]).max()) // 8 if len(offsets) > 1 else 0
+    numba_loaded = "dedup.containment.kernels_numba" in sys.modules
+    if longest > (_NUMPY_WORDS_WITH_NUMBA if numba_loaded else _NUMPY_MAX_WORDS):
+        from dedup.containment.kernels_numba import _hash_bytes as _hash_bytes_numba
+
+        return _hash_bytes_numba(offsets, data, canon.valid, s, NULL_HASH)
     return _hash_bytes(offsets, data, canon.valid, s, NULL_HASH)
 
 
