@@ -163,6 +163,10 @@ class ContentCheck:
             out += [(a, keys), (b, keys)] + [(t, (k,)) for k in keys for t in (a, b)]
         return out
 
+    def _prefetches_pairs(self) -> bool:
+        """Whether the engine tests pairs ahead (else the list of pairs and samples is not built)."""
+        return type(self.engine).prefetch_pairs is not ContentEngine.prefetch_pairs
+
     # -- the whole step -----------------------------------------------------------------------------------------
     def run(self, candidates: list[tuple[int, int]]) -> tuple[list[Edge], dict[int, int], dict]:
         t0 = time.perf_counter()
@@ -192,13 +196,14 @@ class ContentCheck:
                     sig_cache[t] = self.engine.distinct_signature(
                         self.engine.projection(t, _keys(self.schemas[t]))
                     )
-        self.engine.prefetch_pairs(
-            [
-                (a, b, _keys(self.schemas[a]), self._sample(a, b))
-                for a, b in mutual
-                if self.rows[a] > 0 and self.rows[b] > 0 and sig_cache[a] == sig_cache[b]
-            ]
-        )
+        if self._prefetches_pairs():
+            self.engine.prefetch_pairs(
+                [
+                    (a, b, _keys(self.schemas[a]), self._sample(a, b))
+                    for a, b in mutual
+                    if self.rows[a] > 0 and self.rows[b] > 0 and sig_cache[a] == sig_cache[b]
+                ]
+            )
         for a, b in mutual:
             if find(a) == find(b):
                 continue
@@ -226,9 +231,14 @@ class ContentCheck:
         )
         self.stats["node_pairs"] = len(node_pairs)
         self.engine.prefetch(self._needs(node_pairs))
-        self.engine.prefetch_pairs(
-            [(a, b, _keys(self.schemas[a]), self._sample(a, b)) for a, b in node_pairs if self.rows[a] > 0]
-        )
+        if self._prefetches_pairs():
+            self.engine.prefetch_pairs(
+                [
+                    (a, b, _keys(self.schemas[a]), self._sample(a, b))
+                    for a, b in node_pairs
+                    if self.rows[a] > 0
+                ]
+            )
         true_out: dict[int, set[int]] = defaultdict(set)
         true_in: dict[int, set[int]] = defaultdict(set)
         false_out: dict[int, set[int]] = defaultdict(set)
