@@ -56,7 +56,9 @@ def dedup(
         typer.Option("--source-priority", help="Comma-separated sources, preferred first, for survivors."),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the hash functions.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML config file (its dedup table).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config file (its dedup table).")
+    ] = None,
 ) -> None:
     """Remove exact and near-duplicate documents (character 13-gram Jaccard, MinHash LSH).
 
