@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,13 +50,22 @@ def run(
     if engine == "polars":
         from dedup.engines import polars as plan
 
-        def on_shard(i: int, table: pa.Table) -> None:
-            t = time.perf_counter()
-            plan.facts_for_shard(work, i, table, config)
-            timings["facts"] = timings.get("facts", 0.0) + time.perf_counter() - t
+        # Facts of shard i are computed on a worker thread (the kernels release the GIL) while the reader parses
+        # and spills shard i + 1; at most two shards are in flight, so memory stays bounded.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-facts") as pool:
+            pending: deque[Future[None]] = deque()
 
-        spill(work, documents, config.batch_rows, on_shard)
-        timings["ingest"] = time.perf_counter() - t0 - timings.get("facts", 0.0)
+            def on_shard(i: int, table: pa.Table) -> None:
+                while len(pending) >= 2:
+                    pending.popleft().result()
+                pending.append(pool.submit(plan.facts_for_shard, work, i, table, config))
+
+            spill(work, documents, config.batch_rows, on_shard)
+            timings["ingest"] = time.perf_counter() - t0
+            t = time.perf_counter()
+            while pending:
+                pending.popleft().result()
+            timings["facts"] = time.perf_counter() - t
         decisions, phases = plan.run(work, config, timings)
     elif engine == "spark":
         from dedup.engines import spark as splan

@@ -39,6 +39,9 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+BATCH_BYTES = (
+    32 << 20
+)  # a JSONL batch also ends at this many bytes of records, so long documents stay bounded
 Opener = Callable[[], Any]
 _SOURCE_RE = re.compile(r"[^a-z0-9_.-]+")
 
@@ -460,6 +463,7 @@ def _iter_jsonl(
     opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
 ) -> Iterator[_Batch]:
     pending: list[tuple[int, bytes]] = []
+    pending_bytes = 0
     row = 0
     tail = b""
     stream = _decompress(opener(), path)
@@ -484,12 +488,10 @@ def _iter_jsonl(
             for raw in lines:
                 row += 1
                 pending.append((row, raw.rstrip(b"\r")))
-            if len(pending) >= batch_rows:
-                for start in range(0, len(pending) - batch_rows + 1, batch_rows):
-                    yield parse_jsonl_lines(
-                        pending[start : start + batch_rows], display, fields, default_source
-                    )
-                pending = pending[len(pending) - len(pending) % batch_rows :]
+                pending_bytes += len(raw)
+                if len(pending) >= batch_rows or pending_bytes >= BATCH_BYTES:
+                    yield parse_jsonl_lines(pending, display, fields, default_source)
+                    pending, pending_bytes = [], 0
     finally:
         stream.close()
     if tail:
