@@ -319,14 +319,26 @@ def _doc_shingles(data, start, end, ngram, word, seed, tok, out) -> int:
 
 @nb.njit(cache=True)
 def _exact_hash(data: np.ndarray, start: int, end: int, seed: np.uint64) -> tuple[np.uint64, np.uint64]:
-    """Two independent 64-bit hashes of a byte range (128 bits against accidental exact-duplicate collisions)."""
+    """Two independent 64-bit hashes of a byte range (128 bits against accidental exact-duplicate collisions),
+    eight bytes (one little-endian word) per step, the tail byte by byte."""
     h1 = np.uint64(0xCBF29CE484222325) ^ seed
     h2 = _mix(seed ^ np.uint64(0x5851F42D4C957F2D))
-    for i in range(start, end):
+    i = start
+    while i + 8 <= end:
+        w = np.uint64(0)
+        for q in range(8):
+            w |= np.uint64(data[i + q]) << np.uint64(8 * q)
+        h1 = (h1 ^ w) * _M2
+        h1 = h1 ^ (h1 >> np.uint64(31))
+        h2 = (h2 + w + np.uint64(1)) * _M1
+        h2 = h2 ^ (h2 >> np.uint64(29))
+        i += 8
+    while i < end:
         b = np.uint64(data[i])
         h1 = (h1 ^ b) * np.uint64(0x100000001B3)
         h2 = (h2 + b + np.uint64(1)) * _M1
         h2 = h2 ^ (h2 >> np.uint64(29))
+        i += 1
     n = np.uint64(end - start)
     return _mix(h1 ^ n), _mix(h2 + n)
 
@@ -352,8 +364,8 @@ def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndar
         sig[p] = _EMPTY
     kk = np.uint64(k)
     for j in range(n):
-        v = _mix(sh[j] ^ seed)
-        b = int(v % kk)
+        v = sh[j]  # a shingle hash is already a seeded splitmix64 output
+        b = int(((v >> np.uint64(32)) * kk) >> np.uint64(32))  # bin from the high bits, no division
         if v < sig[b]:
             sig[b] = v
     filled = 0
@@ -408,14 +420,18 @@ def _doc_facts_range(
         if e - s > tok.shape[0]:
             tok = np.empty(2 * (e - s), np.uint64)
             sh = np.empty(2 * (e - s), np.uint64)
-        c = 0
-        i = s
-        while i < e:
-            _, ln = _decode(data, i)
-            i += ln
-            c += 1
-        nchars[d] = c
-        m = _doc_shingles(data, s, e, ngram, word, seed, tok, sh)
+        ntok = _tokens(data, s, e, word, seed, tok)
+        if word:
+            c = 0
+            i = s
+            while i < e:
+                _, ln = _decode(data, i)
+                i += ln
+                c += 1
+            nchars[d] = c
+        else:
+            nchars[d] = ntok  # one token per code point
+        m = _window_hashes(tok, ntok, ngram, sh)
         nsh[d] = m
         if m == 0:
             for bb in range(bands):

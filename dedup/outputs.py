@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -272,17 +273,21 @@ def finalize(
     if n and not np.array_equal(decisions.column("_row").to_numpy(), np.arange(n)):
         raise RuntimeError("dedup decisions do not cover every input row exactly once")
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)
-    write_kept(work, kept, out / "kept.parquet")
-    removed = decisions.filter(pc.invert(decisions.column("kept")))
-    _write(removed.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), out / "removed.parquet")
-    clusters = decisions.filter(pc.is_valid(decisions.column("cluster_id")))
-    _write(clusters.select(CLUSTERS_SCHEMA.names).cast(CLUSTERS_SCHEMA), out / "clusters.parquet")
     quarantine = read_quarantine(work)
-    _write(quarantine, out / "quarantine.parquet")
     stats = compute_stats(decisions, quarantine, config, phases)
-    write_json_atomic(stats, out / "stats.json")
-    tmp = out / f".report.md.{os.getpid()}.tmp"
-    tmp.write_text(report_markdown(stats))
-    os.replace(tmp, out / "report.md")
-    cluster_histogram(stats, out / "cluster_sizes.png")
+    # The histogram (matplotlib: ~1 s of import and drawing) is drawn on a thread while kept.parquet is
+    # compressed and written (Parquet's writer releases the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-report") as pool:
+        png = pool.submit(cluster_histogram, stats, out / "cluster_sizes.png")
+        write_kept(work, kept, out / "kept.parquet")
+        removed = decisions.filter(pc.invert(decisions.column("kept")))
+        _write(removed.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), out / "removed.parquet")
+        clusters = decisions.filter(pc.is_valid(decisions.column("cluster_id")))
+        _write(clusters.select(CLUSTERS_SCHEMA.names).cast(CLUSTERS_SCHEMA), out / "clusters.parquet")
+        _write(quarantine, out / "quarantine.parquet")
+        write_json_atomic(stats, out / "stats.json")
+        tmp = out / f".report.md.{os.getpid()}.tmp"
+        tmp.write_text(report_markdown(stats))
+        os.replace(tmp, out / "report.md")
+        png.result()
     return stats

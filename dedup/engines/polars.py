@@ -95,15 +95,10 @@ def candidate_edges(
     node_rows = np.flatnonzero(nodes)
     source = meta.column("source").combine_chunks() if n else pa.array([], pa.string())
     found: list[np.ndarray] = []
-    for name in kernels.band_columns(bands):
-        keys = (
-            pl.concat([pl.read_parquet(p, columns=["_row", name]) for p in fact_paths])
-            if fact_paths
-            else None
-        )
-        if keys is None:
-            break
-        key = keys[name].to_numpy()
+    names = kernels.band_columns(bands)
+    keys = pa.concat_tables([pq.read_table(p, columns=names) for p in fact_paths]) if fact_paths else None
+    for name in names if keys is not None else []:
+        key = keys.column(name).to_numpy()
         df = pl.DataFrame({"row": node_rows, "rank": rank[node_rows], "key": key[node_rows]})
         group = ["key"]
         if local:
