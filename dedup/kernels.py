@@ -657,41 +657,52 @@ def jaccard_edges(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.
 
 
 @nb.njit(inline="always", cache=True)
-def _set_insert(keys: np.ndarray, stamps: np.ndarray, gen: int, h: np.uint64) -> bool:
-    """Insert h into an open-addressing set whose live slots carry stamp `gen`; True if it was new."""
-    mask = keys.shape[0] - 1
+def _set_insert(keys: np.ndarray, mask: int, h: np.uint64) -> bool:
+    """Insert h (nonzero) into an open-addressing set in keys[0..mask] (0 = empty slot); True if it was new."""
     i = int(h) & mask
-    while stamps[i] == gen:
+    while keys[i] != 0:
         if keys[i] == h:
             return False
         i = (i + 1) & mask
     keys[i] = h
-    stamps[i] = gen
     return True
 
 
 @nb.njit(inline="always", cache=True)
-def _set_contains(keys: np.ndarray, stamps: np.ndarray, gen: int, h: np.uint64) -> bool:
-    mask = keys.shape[0] - 1
+def _set_contains(keys: np.ndarray, mask: int, h: np.uint64) -> bool:
     i = int(h) & mask
-    while stamps[i] == gen:
+    while keys[i] != 0:
         if keys[i] == h:
             return True
         i = (i + 1) & mask
     return False
 
 
+@nb.njit(inline="always", cache=True)
+def _nonzero(h: np.uint64) -> np.uint64:
+    """Shingle hash as a set key: 0 marks empty slots, so the hash 0 (probability 2^-64) takes another value."""
+    return h if h != 0 else _GOLDEN
+
+
+@nb.njit(inline="always", cache=True)
+def _table_mask(m: int) -> int:
+    """Mask of the smallest power-of-two table with at least 2m slots (load <= 1/2)."""
+    size = 16
+    while size < 2 * m:
+        size *= 2
+    return size - 1
+
+
 @nb.njit(cache=True)
 def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
-    """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed."""
+    """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed.
+    Each set is a table of only as many slots as its own document needs (cleared before use, one cache line
+    touched per probe), so a huge document met earlier does not spread later small ones over a large table."""
     tok = np.empty(1024, np.uint64)
     sh = np.empty(1024, np.uint64)
-    keys_a = np.empty(2048, np.uint64)
-    st_a = np.zeros(2048, np.int64)
-    keys_b = np.empty(2048, np.uint64)
-    st_b = np.zeros(2048, np.int64)
-    gen_a = 0
-    gen_b = 0
+    keys_a = np.zeros(2048, np.uint64)
+    keys_b = np.zeros(2048, np.uint64)
+    mask_a = 0
     cur = -1
     na = 0
     for e in range(lo, hi):
@@ -703,16 +714,14 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
                 tok = np.empty(2 * (t - s + 1), np.uint64)
                 sh = np.empty(2 * (t - s + 1), np.uint64)
             m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh)
-            if 2 * m > keys_a.shape[0]:
-                size = keys_a.shape[0]
-                while size < 2 * m:
-                    size *= 2
-                keys_a = np.empty(size, np.uint64)
-                st_a = np.zeros(size, np.int64)
-            gen_a += 1
+            mask_a = _table_mask(m)
+            if mask_a + 1 > keys_a.shape[0]:
+                keys_a = np.zeros(mask_a + 1, np.uint64)
+            else:
+                keys_a[: mask_a + 1] = 0
             na = 0
             for j in range(m):
-                if _set_insert(keys_a, st_a, gen_a, sh[j]):
+                if _set_insert(keys_a, mask_a, _nonzero(sh[j])):
                     na += 1
         s = offsets[eb[e]]
         t = offsets[eb[e] + 1]
@@ -720,19 +729,18 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
             tok = np.empty(2 * (t - s + 1), np.uint64)
             sh = np.empty(2 * (t - s + 1), np.uint64)
         m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh)
-        if 2 * m > keys_b.shape[0]:
-            size = keys_b.shape[0]
-            while size < 2 * m:
-                size *= 2
-            keys_b = np.empty(size, np.uint64)
-            st_b = np.zeros(size, np.int64)
-        gen_b = e + 1  # unique per edge: stamps of earlier edges are stale
+        mask_b = _table_mask(m)
+        if mask_b + 1 > keys_b.shape[0]:
+            keys_b = np.zeros(mask_b + 1, np.uint64)
+        else:
+            keys_b[: mask_b + 1] = 0
         nb_ = 0
         inter = 0
         for j in range(m):
-            if _set_insert(keys_b, st_b, gen_b, sh[j]):
+            h = _nonzero(sh[j])
+            if _set_insert(keys_b, mask_b, h):
                 nb_ += 1
-                if _set_contains(keys_a, st_a, gen_a, sh[j]):
+                if _set_contains(keys_a, mask_a, h):
                     inter += 1
         union = na + nb_ - inter
         out[e] = inter / union if union > 0 else 0.0
