@@ -179,14 +179,10 @@ def _strip_collapse(
             w = e
 
 
-def normalise(texts: pa.Array | pa.ChunkedArray, *, unicode_punctuation: bool = True) -> pa.Array:
-    """SlimPajama's text normalisation: NFC, lower case, punctuation removed, whitespace runs -> one space, trimmed.
-
-    Nulls become empty strings. `unicode_punctuation=False` strips only `string.punctuation` (the recipe's set);
-    whitespace is Python's `str.isspace` set. An ASCII text is already NFC and lower-cases byte by byte, so only
-    non-ASCII texts go through pyarrow's Unicode lower case, and only those that fail Python's NFC check through
-    its NFC; the rest is one parallel numba pass.
-    """
+def _prepared(texts: pa.Array | pa.ChunkedArray):
+    """(texts as a null-free string array, its offsets and bytes, alt, alt_offsets, alt_data): an ASCII text is
+    already NFC and lower-cases byte by byte in the numba pass, so only non-ASCII texts (alt[d] >= 0) are folded
+    here, by pyarrow's Unicode lower case, after NFC for the few that fail Python's NFC check."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
     if texts.type != pa.string():
@@ -195,22 +191,33 @@ def normalise(texts: pa.Array | pa.ChunkedArray, *, unicode_punctuation: bool = 
     n = len(texts)
     offsets, data = string_buffers(texts)
     alt = np.full(n, -1, np.int64)
-    cap = np.diff(offsets)
     wide = (
         np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False)) if n else np.zeros(0, int)
     )
-    if wide.size:
-        sub = texts.take(pa.array(wide))
-        denormal = [i for i, t in enumerate(sub.to_pylist()) if not unicodedata.is_normalized("NFC", t)]
-        if denormal:
-            fixed = pc.utf8_normalize(sub.take(pa.array(denormal, pa.int64())), "NFC")
-            sub = pc.replace_with_mask(sub, _mask(len(sub), denormal), fixed)
-        folded = pc.utf8_lower(sub)
-        alt_offsets, alt_data = string_buffers(folded)
-        alt[wide] = np.arange(wide.size)
-        cap[wide] = np.maximum(cap[wide], np.diff(alt_offsets))
-    else:
-        alt_offsets, alt_data = np.zeros(1, np.int64), np.zeros(1, np.uint8)
+    if not wide.size:
+        return texts, offsets, data, alt, np.zeros(1, np.int64), np.zeros(1, np.uint8)
+    sub = texts.take(pa.array(wide))
+    denormal = [i for i, t in enumerate(sub.to_pylist()) if not unicodedata.is_normalized("NFC", t)]
+    if denormal:
+        fixed = pc.utf8_normalize(sub.take(pa.array(denormal, pa.int64())), "NFC")
+        sub = pc.replace_with_mask(sub, _mask(len(sub), denormal), fixed)
+    alt_offsets, alt_data = string_buffers(pc.utf8_lower(sub))
+    alt[wide] = np.arange(wide.size)
+    return texts, offsets, data, alt, alt_offsets, alt_data
+
+
+def normalise(texts: pa.Array | pa.ChunkedArray, *, unicode_punctuation: bool = True) -> pa.Array:
+    """SlimPajama's text normalisation: NFC, lower case, punctuation removed, whitespace runs -> one space, trimmed.
+
+    Nulls become empty strings. `unicode_punctuation=False` strips only `string.punctuation` (the recipe's set);
+    whitespace is Python's `str.isspace` set. Non-ASCII texts are folded by pyarrow (`_prepared`); the rest is
+    one parallel numba pass.
+    """
+    texts, offsets, data, alt, alt_offsets, alt_data = _prepared(texts)
+    n = len(texts)
+    cap = np.diff(offsets)
+    wide = np.flatnonzero(alt >= 0)
+    cap[wide] = np.maximum(cap[wide], np.diff(alt_offsets))
     cap_off = np.zeros(n + 1, np.int64)
     np.cumsum(cap, out=cap_off[1:])
     scratch = np.empty(max(int(cap_off[-1]), 1), np.uint8)
@@ -387,97 +394,87 @@ def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndar
 
 
 @nb.njit(cache=True)
-def _doc_facts_range(
-    lo,
-    hi,
-    offsets,
-    data,
-    ngram,
-    word,
-    seed,
-    perm_seeds,
-    use_oph,
-    k,
-    bands,
-    rows,
-    band_seeds,
-    h1,
-    h2,
-    nchars,
-    nsh,
-    keys,
-    sigs,
-):
+def _facts_one(src, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds, tok, sh, sig,
+               h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
+    """Facts of one normalised text src[s:e] into row d (tok and sh hold at least e - s values)."""
+    a, b = _exact_hash(src, s, e, seed)
+    h1[d] = a
+    h2[d] = b
+    ntok = _tokens(src, s, e, word, seed, tok)
+    if word:
+        c = 0
+        i = s
+        while i < e:
+            _, ln = _decode(src, i)
+            i += ln
+            c += 1
+        nchars[d] = c
+    else:
+        nchars[d] = ntok  # one token per code point
+    m = _window_hashes(tok, ntok, ngram, sh)
+    nsh[d] = m
+    if m == 0:
+        for bb in range(bands):
+            keys[d, bb] = np.uint64(0)
+        for p in range(k):
+            sigs[d, p] = _EMPTY
+        return
+    if use_oph:
+        _signature_oph(sh, m, k, seed, sig)
+    else:
+        _signature_minhash(sh, m, perm_seeds, sig)
+    for bb in range(bands):
+        key = band_seeds[bb]
+        for r in range(rows):
+            key = _mix(key ^ sig[bb * rows + r])
+        keys[d, bb] = key
+    for p in range(k):
+        sigs[d, p] = sig[p]
+
+
+@nb.njit(cache=True)
+def _doc_facts_range(lo, hi, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first,
+                     ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
+                     h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
+    """Documents lo..hi. With normalise_first, each raw text (or its pre-folded non-ASCII form in alt_data) is
+    normalised into a small per-thread buffer that stays in cache, and hashed from there; no normalised copy
+    of the batch is ever built."""
     tok = np.empty(64, np.uint64)
     sh = np.empty(64, np.uint64)
     sig = np.empty(k, np.uint64)
+    buf = np.empty(64, np.uint8)
     for d in range(lo, hi):
         s = offsets[d]
         e = offsets[d + 1]
-        a, b = _exact_hash(data, s, e, seed)
-        h1[d] = a
-        h2[d] = b
-        if e - s > tok.shape[0]:
-            tok = np.empty(2 * (e - s), np.uint64)
-            sh = np.empty(2 * (e - s), np.uint64)
-        ntok = _tokens(data, s, e, word, seed, tok)
-        if word:
-            c = 0
-            i = s
-            while i < e:
-                _, ln = _decode(data, i)
-                i += ln
-                c += 1
-            nchars[d] = c
-        else:
-            nchars[d] = ntok  # one token per code point
-        m = _window_hashes(tok, ntok, ngram, sh)
-        nsh[d] = m
-        if m == 0:
-            for bb in range(bands):
-                keys[d, bb] = np.uint64(0)
-            for p in range(k):
-                sigs[d, p] = _EMPTY
+        j = alt[d] if normalise_first else -1
+        size = e - s if j < 0 else max(e - s, alt_offsets[j + 1] - alt_offsets[j])
+        if size > tok.shape[0]:
+            tok = np.empty(2 * size, np.uint64)
+            sh = np.empty(2 * size, np.uint64)
+        if not normalise_first:
+            _facts_one(data, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
+                       tok, sh, sig, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
             continue
-        if use_oph:
-            _signature_oph(sh, m, k, seed, sig)
+        if size > buf.shape[0]:
+            buf = np.empty(2 * size, np.uint8)
+        if j < 0:
+            w = _strip_collapse_doc(data, s, e, table, punct_mask, buf, 0)
         else:
-            _signature_minhash(sh, m, perm_seeds, sig)
-        for bb in range(bands):
-            key = band_seeds[bb]
-            for r in range(rows):
-                key = _mix(key ^ sig[bb * rows + r])
-            keys[d, bb] = key
-        for p in range(k):
-            sigs[d, p] = sig[p]
+            w = _strip_collapse_doc(alt_data, alt_offsets[j], alt_offsets[j + 1], table, punct_mask, buf, 0)
+        _facts_one(buf, 0, w, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
+                   tok, sh, sig, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def _doc_facts(
-    bounds,
-    offsets,
-    data,
-    ngram,
-    word,
-    seed,
-    perm_seeds,
-    use_oph,
-    k,
-    bands,
-    rows,
-    band_seeds,
-    h1,
-    h2,
-    nchars,
-    nsh,
-    keys,
-    sigs,
-):
+def _doc_facts(bounds, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first,
+               ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
+               h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
     """Documents in chunks across threads; every output row depends only on its own document."""
     for c in nb.prange(bounds.shape[0] - 1):
         _doc_facts_range(
-            bounds[c], bounds[c + 1], offsets, data, ngram, word, seed, perm_seeds, use_oph, k, bands, rows,
-            band_seeds, h1, h2, nchars, nsh, keys, sigs,
+            bounds[c], bounds[c + 1], offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
+            normalise_first, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
+            h1, h2, nchars, nsh, keys, sigs,
         )  # fmt: skip
 
 
@@ -494,7 +491,7 @@ def _seeds(seed: int, count: int, salt: int) -> np.ndarray:
 
 
 def document_facts(
-    normalised: pa.Array,
+    texts: pa.Array,
     *,
     ngram: int,
     word: bool,
@@ -503,11 +500,22 @@ def document_facts(
     num_perm: int,
     bands: int,
     rows: int,
+    normalise_first: bool = False,
+    unicode_punctuation: bool = True,
 ) -> dict[str, np.ndarray]:
-    """For each normalised text: exact hashes `h1`, `h2` (int64 bit patterns), `nchars` (code points), `nshingles`,
-    and `bands` int64[n, bands] LSH band keys (0 where a document has no shingles)."""
-    offsets, data = string_buffers(normalised)
-    n = len(normalised)
+    """For each normalised text (or each raw text, normalised on the fly, with `normalise_first`): exact hashes
+    `h1`, `h2` (int64 bit patterns) of the normalised text, `nchars` (its code points), `nshingles`, `bands`
+    int64[n, bands] LSH band keys (0 where a document has no shingles) and the `signature` int64[n, num_perm]."""
+    if normalise_first:
+        texts, offsets, data, alt, alt_offsets, alt_data = _prepared(texts)
+    else:
+        offsets, data = string_buffers(texts)
+        alt, alt_offsets, alt_data = (
+            np.full(len(texts), -1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.uint8),
+        )
+    n = len(texts)
     h1 = np.empty(n, np.uint64)
     h2 = np.empty(n, np.uint64)
     nchars = np.empty(n, np.int64)
@@ -518,6 +526,12 @@ def document_facts(
         _chunk_bounds(offsets, 4 * nb.get_num_threads()),
         offsets,
         data,
+        alt,
+        alt_offsets,
+        alt_data,
+        _char_classes(),
+        2 if unicode_punctuation else 1,
+        normalise_first,
         ngram,
         word,
         np.uint64(seed),
@@ -852,10 +866,11 @@ def facts_batch(batch: pa.RecordBatch | pa.Table, config) -> pa.RecordBatch:
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks() if text.num_chunks != 1 else text.chunk(0)
     text = pc.fill_null(text.cast(pa.string()), "")
-    norm = normalise(text, unicode_punctuation=config.strip_unicode_punctuation)
     bands, rows = config.banding
     f = document_facts(
-        norm,
+        text,
+        normalise_first=True,
+        unicode_punctuation=config.strip_unicode_punctuation,
         ngram=config.ngram,
         word=config.shingle == "word",
         seed=config.seed,
