@@ -47,7 +47,7 @@ def contain(
     Writes OUTPUT/containment.parquet, deletion_plan.parquet, recipes.parquet, table_statistics.parquet,
     skipped.parquet, stats.json, report.md and containment_graph.png.
     """
-    from dedup.containment.run import run_contain
+    from dedup.containment.side import SIDE_MIN_TABLES, side_worker
     from pipelines.config import engine_choice, load_config
     from pipelines.lake import InputError
     from pipelines.lake_tables import discover_tables
@@ -65,26 +65,9 @@ def contain(
     if access_log is not None and not os.path.exists(access_log):
         raise InputError(f"{access_log}: access log not found")
     refs, problems = discover_tables(lake)
-    spark = None
-    if cfg.engine == "spark":
-        from pipelines.engines import get_spark
-
-        spark = get_spark(master)
-    try:
-        stats = run_contain(
-            refs,
-            str(output),
-            cfg,
-            spark=spark,
-            lake_root=str(Path(lake).resolve()) if apply else str(Path(lake)),
-            access_log=access_log,
-            apply=apply,
-            problems=problems,
-        )
-    except ValueError as exc:
-        if "access log" in str(exc):
-            raise InputError(str(exc)) from exc
-        raise
+    # a large lake gets a side worker, started before the heavy imports below so that it imports meanwhile
+    with side_worker(enabled=cfg.engine == "polars" and len(refs) >= SIDE_MIN_TABLES) as pool:
+        stats = _run(refs, problems, cfg, master, lake, output, access_log, apply, pool)
     table = Table(
         title=f"sift contain: {stats['tables']} tables ({len(stats['skipped'])} skipped) -> {output}"
     )
@@ -102,6 +85,33 @@ def contain(
         f"({stats['bytes_deletable']} of {stats['bytes_total']} bytes)"
         + (f"; {stats['applied']} moved to the trash" if apply else "")
     )
+
+
+def _run(refs, problems, cfg, master, lake, output, access_log, apply, pool) -> dict:
+    from dedup.containment.run import run_contain
+    from pipelines.lake import InputError
+
+    spark = None
+    if cfg.engine == "spark":
+        from pipelines.engines import get_spark
+
+        spark = get_spark(master)
+    try:
+        return run_contain(
+            refs,
+            str(output),
+            cfg,
+            spark=spark,
+            lake_root=str(Path(lake).resolve()) if apply else str(Path(lake)),
+            access_log=access_log,
+            apply=apply,
+            problems=problems,
+            pool=pool,
+        )
+    except ValueError as exc:
+        if "access log" in str(exc):
+            raise InputError(str(exc)) from exc
+        raise
 
 
 def rebuild(

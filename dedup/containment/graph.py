@@ -8,6 +8,7 @@ the schema containment graph (step 1), prunes it with min-max statistics (step 2
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 from dedup.containment.config import ContainConfig
 from dedup.containment.content import ContentCheck, Edge, evidence_json
 from dedup.containment.schema import TableSchema, column_infos, schema_graph
+from dedup.containment.side import call
 from dedup.containment.stats import TableStats, prune_reason, table_stats
 from dedup.containment.tables import TableRef, read_schema, read_table
 
@@ -80,32 +82,62 @@ def make_engine(name: str, refs, schemas, config: ContainConfig, spark: Any = No
     raise ValueError(f"unknown engine {name!r} (polars or spark)")
 
 
+def _metadata_part(
+    refs: list[TableRef], config: ContainConfig, cache_dir: str | None
+) -> list[tuple[TableRef, TableSchema | None, TableStats | None, dict | None]]:
+    """Schema and statistics of each table (index -1 until merged), or the problem that makes it unreadable."""
+    out: list[tuple[TableRef, TableSchema | None, TableStats | None, dict | None]] = []
+    for ref in refs:
+        try:
+            whole = read_table(ref) if ref.format == "csv" else None  # CSV: one parse for schema and stats
+            sch = read_schema(ref) if whole is None else whole.schema
+            ts = TableSchema(-1, ref.name, sch, column_infos(sch, config.case_insensitive))
+            st = table_stats(ref, ts, cache_dir, table=whole)
+        except Exception as exc:  # any unreadable table is reported and skipped
+            out.append(
+                (
+                    ref,
+                    None,
+                    None,
+                    {"table": ref.name, "path": ref.location, "error": f"{type(exc).__name__}: {exc}"},
+                )
+            )
+            continue
+        out.append((ref, ts, st, None))
+    return out
+
+
 def read_metadata(
     refs: list[TableRef],
     config: ContainConfig | None = None,
     *,
     cache_dir: str | None = None,
     problems: list[dict] | None = None,
+    pool: Executor | None = None,
 ) -> tuple[list[TableRef], list[TableSchema], list[TableStats], list[dict]]:
-    """Schemas and statistics of every readable table (sorted by name); unreadable ones become problems."""
+    """Schemas and statistics of every readable table (sorted by name); unreadable ones become problems.
+
+    With `pool` (a side worker process), every other table is read there while this process reads the rest;
+    the result is the same as reading them all here."""
     config = config or ContainConfig()
     problems = list(problems or [])
+    ordered = sorted(refs, key=lambda r: r.name)
+    if pool is not None and len(ordered) > 1:
+        theirs = call(pool, _metadata_part, ordered[1::2], config, cache_dir)
+        parts: list = [None] * len(ordered)
+        parts[0::2] = _metadata_part(ordered[0::2], config, cache_dir)
+        parts[1::2] = theirs()
+    else:
+        parts = _metadata_part(ordered, config, cache_dir)
     good: list[TableRef] = []
     schemas: list[TableSchema] = []
     tstats: list[TableStats] = []
-    for ref in sorted(refs, key=lambda r: r.name):
-        try:
-            whole = read_table(ref) if ref.format == "csv" else None  # CSV: one parse for schema and stats
-            sch = read_schema(ref) if whole is None else whole.schema
-            ts = TableSchema(len(good), ref.name, sch, column_infos(sch, config.case_insensitive))
-            st = table_stats(ref, ts, cache_dir, table=whole)
-        except Exception as exc:  # any unreadable table is reported and skipped
-            problems.append(
-                {"table": ref.name, "path": ref.location, "error": f"{type(exc).__name__}: {exc}"}
-            )
+    for ref, ts, st, problem in parts:
+        if problem is not None:
+            problems.append(problem)
             continue
         good.append(ref)
-        schemas.append(ts)
+        schemas.append(TableSchema(len(schemas), ts.name, ts.schema, ts.columns))
         tstats.append(st)
     return good, schemas, tstats, problems
 
@@ -118,11 +150,15 @@ def find_containment(
     cache_dir: str | None = None,
     problems: list[dict] | None = None,
     engine_factory: Any = None,
+    pool: Executor | None = None,
 ) -> ContainmentResult:
-    """Every exact containment A <= B among the tables (see the package docstring for the definition)."""
+    """Every exact containment A <= B among the tables (see the package docstring for the definition).
+    `pool`: an optional side worker process that reads half of the tables' metadata."""
     config = config or ContainConfig()
     t0 = time.perf_counter()
-    good, schemas, tstats, problems = read_metadata(refs, config, cache_dir=cache_dir, problems=problems)
+    good, schemas, tstats, problems = read_metadata(
+        refs, config, cache_dir=cache_dir, problems=problems, pool=pool
+    )
     t1 = time.perf_counter()
 
     pairs, s1 = schema_graph(schemas)

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
+import numpy as np
 
 
 def transitive_reduction(nodes: list[str], edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -54,6 +49,12 @@ def _levels(nodes: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
 
 def draw_graph(nodes: dict[str, int], edges: set[tuple[str, str]], path: str, title: str = "") -> int:
     """Draw the reduced containment graph. `nodes` maps a node label to its member count. Returns edges drawn."""
+    import matplotlib  # imported here: ~0.5 s that a run drawing on its side worker never pays
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
     reduced = transitive_reduction(list(nodes), edges)
     shown = sorted({n for e in reduced for n in e}) or sorted(nodes)[:50]
     level = _levels(shown, reduced)

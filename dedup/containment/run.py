@@ -20,6 +20,8 @@ import pickle
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 import pyarrow as pa
@@ -32,6 +34,7 @@ from dedup.containment.graph import ContainmentResult, find_containment
 from dedup.containment.plan import choose_deletions
 from dedup.containment.recipes import RECIPE_SCHEMA, make_recipe, rebuild, table_checksum, verify
 from dedup.containment.report import draw_graph
+from dedup.containment.side import SIDE_MIN_TABLES, call
 from dedup.containment.stats import stats_rows
 from dedup.containment.tables import TableRef
 
@@ -124,17 +127,35 @@ def run_contain(
     apply: bool = False,
     problems: list[dict] | None = None,
     run_id: str | None = None,
+    pool: Executor | None = None,
 ) -> dict:
-    """Find containment, plan deletions, write every output; optionally apply the plan. Returns stats.json."""
+    """Find containment, plan deletions, write every output; optionally apply the plan. Returns stats.json.
+
+    `pool`: a side worker (side.side_worker, as `sift contain` starts one) for half of the metadata reads and
+    the graph drawing on lakes of SIDE_MIN_TABLES tables or more (Polars engine). Outputs are the same."""
     config = config or ContainConfig()
     os.makedirs(output_dir, exist_ok=True)
     if access_log:
         read_access_log(access_log)  # fail on a bad log before the long work
+    if spark is not None or len(refs) < SIDE_MIN_TABLES:
+        pool = None  # a small lake is done before the worker would help; a Spark run has its cluster
     result = find_containment(
-        refs, config, spark=spark, cache_dir=os.path.join(output_dir, "cache", "csv_stats"), problems=problems
+        refs,
+        config,
+        spark=spark,
+        cache_dir=os.path.join(output_dir, "cache", "csv_stats"),
+        problems=problems,
+        pool=pool,
     )
     return plan_and_write(
-        result, output_dir, config, lake_root=lake_root, access_log=access_log, apply=apply, run_id=run_id
+        result,
+        output_dir,
+        config,
+        lake_root=lake_root,
+        access_log=access_log,
+        apply=apply,
+        run_id=run_id,
+        pool=pool,
     )
 
 
@@ -160,11 +181,14 @@ def plan_and_write(
     access_log: str | None = None,
     apply: bool = False,
     run_id: str | None = None,
+    pool: Executor | None = None,
 ) -> dict:
-    """Plan deletions for a containment result, build and verify recipes, write every output, optionally apply."""
+    """Plan deletions for a containment result, build and verify recipes, write every output, optionally apply.
+    `pool`: an optional side worker process that draws the graph meanwhile."""
     config = config or ContainConfig()
     os.makedirs(output_dir, exist_ok=True)
     t0 = time.perf_counter()
+    graph = start_graph(result, output_dir, pool)
     freq_log = read_access_log(access_log) if access_log else None
     names = [r.name for r in result.refs]
     nbytes = [r.bytes for r in result.refs]
@@ -306,7 +330,7 @@ def plan_and_write(
         json.dumps([r.to_dict() for r in result.refs], indent=1), os.path.join(output_dir, "tables.json")
     )
 
-    graph_info = write_graph(result, output_dir)
+    graph_info = graph()
 
     stats = {
         **result.steps,
@@ -339,10 +363,21 @@ def plan_and_write(
     return stats
 
 
-def write_graph(result: ContainmentResult, output_dir: str) -> dict:
-    """containment.parquet and containment_graph.png (collapsed identical tables, transitive reduction)."""
+def start_graph(result: ContainmentResult, output_dir: str, pool: Executor | None) -> Callable[[], dict]:
+    """Write containment.parquet and start drawing the graph (on the side worker if there is one); the returned
+    callable waits for the drawing and gives the graph's counts."""
     os.makedirs(output_dir, exist_ok=True)
     _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
+    groups, node_edges = _graph_nodes(result)
+    return call(pool, _draw, groups, node_edges, os.path.join(output_dir, "containment_graph.png"))
+
+
+def _draw(groups: dict[str, int], node_edges: set[tuple[str, str]], path: str) -> dict:
+    drawn = draw_graph(groups, node_edges, path)
+    return {"nodes": len(groups), "node_edges": len(node_edges), "reduced_edges_drawn": drawn}
+
+
+def _graph_nodes(result: ContainmentResult) -> tuple[dict[str, int], set[tuple[str, str]]]:
     names = [r.name for r in result.refs]
     groups: dict[str, int] = defaultdict(int)
     for r in result.representative.values():
@@ -352,8 +387,15 @@ def write_graph(result: ContainmentResult, output_dir: str) -> dict:
         for e in result.edges
         if result.representative[e.contained] != result.representative[e.container]
     }
-    drawn = draw_graph(dict(groups), node_edges, os.path.join(output_dir, "containment_graph.png"))
-    return {"nodes": len(groups), "node_edges": len(node_edges), "reduced_edges_drawn": drawn}
+    return dict(groups), node_edges
+
+
+def write_graph(result: ContainmentResult, output_dir: str) -> dict:
+    """containment.parquet and containment_graph.png (collapsed identical tables, transitive reduction)."""
+    os.makedirs(output_dir, exist_ok=True)
+    _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
+    groups, node_edges = _graph_nodes(result)
+    return _draw(groups, node_edges, os.path.join(output_dir, "containment_graph.png"))
 
 
 def render_report(stats: dict, plan_rows: list[dict], result: ContainmentResult) -> str:
