@@ -257,12 +257,28 @@ def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 @nb.njit(cache=True)
-def _tokens(data: np.ndarray, start: int, end: int, word: bool, seed: np.uint64, out: np.ndarray) -> int:
-    """Write one mixed 64-bit value per token (code point, or space-separated word) of data[start:end] into out."""
+def _ascii_tokens(seed: np.uint64) -> np.ndarray:
+    """The token value of each ASCII code point (a lookup instead of a mix for most characters)."""
+    out = np.empty(128, np.uint64)
+    for cp in range(128):
+        out[cp] = _mix(np.uint64(cp) ^ seed)
+    return out
+
+
+@nb.njit(cache=True)
+def _tokens(data, start, end, word, seed, out, asc) -> int:
+    """Write one mixed 64-bit value per token (code point, or space-separated word) of data[start:end] into out;
+    asc = _ascii_tokens(seed)."""
     n = 0
     i = start
     if not word:
         while i < end:
+            b0 = data[i]
+            if b0 < 0x80:
+                out[n] = asc[b0]
+                n += 1
+                i += 1
+                continue
             cp, ln = _decode(data, i)
             out[n] = _mix(np.uint64(cp) ^ seed)
             n += 1
@@ -315,8 +331,8 @@ def _window_hashes(tok: np.ndarray, ntok: int, ngram: int, out: np.ndarray) -> i
 
 
 @nb.njit(cache=True)
-def _doc_shingles(data, start, end, ngram, word, seed, tok, out) -> int:
-    ntok = _tokens(data, start, end, word, seed, tok)
+def _doc_shingles(data, start, end, ngram, word, seed, tok, out, asc) -> int:
+    ntok = _tokens(data, start, end, word, seed, tok, asc)
     return _window_hashes(tok, ntok, ngram, out)
 
 
@@ -395,12 +411,12 @@ def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndar
 
 @nb.njit(cache=True)
 def _facts_one(src, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds, tok, sh, sig,
-               h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
+               asc, h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
     """Facts of one normalised text src[s:e] into row d (tok and sh hold at least e - s values)."""
     a, b = _exact_hash(src, s, e, seed)
     h1[d] = a
     h2[d] = b
-    ntok = _tokens(src, s, e, word, seed, tok)
+    ntok = _tokens(src, s, e, word, seed, tok, asc)
     if word:
         c = 0
         i = s
@@ -443,6 +459,7 @@ def _doc_facts_range(lo, hi, offsets, data, alt, alt_offsets, alt_data, table, p
     sh = np.empty(64, np.uint64)
     sig = np.empty(k, np.uint64)
     buf = np.empty(64, np.uint8)
+    asc = _ascii_tokens(seed)
     for d in range(lo, hi):
         s = offsets[d]
         e = offsets[d + 1]
@@ -453,7 +470,7 @@ def _doc_facts_range(lo, hi, offsets, data, alt, alt_offsets, alt_data, table, p
             sh = np.empty(2 * size, np.uint64)
         if not normalise_first:
             _facts_one(data, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
-                       tok, sh, sig, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
+                       tok, sh, sig, asc, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
             continue
         if size > buf.shape[0]:
             buf = np.empty(2 * size, np.uint8)
@@ -462,7 +479,7 @@ def _doc_facts_range(lo, hi, offsets, data, alt, alt_offsets, alt_data, table, p
         else:
             w = _strip_collapse_doc(alt_data, alt_offsets[j], alt_offsets[j + 1], table, punct_mask, buf, 0)
         _facts_one(buf, 0, w, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
-                   tok, sh, sig, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
+                   tok, sh, sig, asc, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
@@ -597,13 +614,14 @@ def _count_bound(offsets: np.ndarray) -> np.ndarray:
 def _shingle_sets(offsets, data, ngram, word, seed, bound, values, lengths):
     n = offsets.shape[0] - 1
     tok = np.empty(64, np.uint64)
+    asc = _ascii_tokens(seed)
     for d in range(n):
         s = offsets[d]
         e = offsets[d + 1]
         if e - s > tok.shape[0]:
             tok = np.empty(2 * (e - s), np.uint64)
         seg = values[bound[d] : bound[d + 1]]
-        m = _doc_shingles(data, s, e, ngram, word, seed, tok, seg)
+        m = _doc_shingles(data, s, e, ngram, word, seed, tok, seg, asc)
         if m == 0:
             lengths[d] = 0
             continue
@@ -712,6 +730,7 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
     """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed.
     Each set is a table of only as many slots as its own document needs (cleared before use, one cache line
     touched per probe), so a huge document met earlier does not spread later small ones over a large table."""
+    asc = _ascii_tokens(seed)
     tok = np.empty(1024, np.uint64)
     sh = np.empty(1024, np.uint64)
     keys_a = np.zeros(2048, np.uint64)
@@ -727,7 +746,7 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
             if t - s + 1 > tok.shape[0]:
                 tok = np.empty(2 * (t - s + 1), np.uint64)
                 sh = np.empty(2 * (t - s + 1), np.uint64)
-            m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh)
+            m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh, asc)
             mask_a = _table_mask(m)
             if mask_a + 1 > keys_a.shape[0]:
                 keys_a = np.zeros(mask_a + 1, np.uint64)
@@ -742,7 +761,7 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
         if t - s + 1 > tok.shape[0]:
             tok = np.empty(2 * (t - s + 1), np.uint64)
             sh = np.empty(2 * (t - s + 1), np.uint64)
-        m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh)
+        m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh, asc)
         mask_b = _table_mask(m)
         if mask_b + 1 > keys_b.shape[0]:
             keys_b = np.zeros(mask_b + 1, np.uint64)
