@@ -185,7 +185,7 @@ def _prepared(texts: pa.Array | pa.ChunkedArray):
     here, by pyarrow's Unicode lower case, after NFC for the few that fail Python's NFC check."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
-    if texts.type != pa.string():
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
         texts = texts.cast(pa.string())
     texts = pc.fill_null(texts, "")
     n = len(texts)
@@ -726,13 +726,39 @@ def _table_mask(m: int) -> int:
 
 
 @nb.njit(cache=True)
-def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
+def _shingles_of(d, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ngram, word,
+                 seed, tok, sh, buf, asc):  # fmt: skip
+    """Shingle hashes of document d into sh (normalising it first into buf with normalise_first); returns
+    (count, tok, sh, buf), the buffers grown if they were too small."""
+    s = offsets[d]
+    t = offsets[d + 1]
+    j = alt[d] if normalise_first else -1
+    size = t - s if j < 0 else max(t - s, alt_offsets[j + 1] - alt_offsets[j])
+    if size + 1 > tok.shape[0]:
+        tok = np.empty(2 * (size + 1), np.uint64)
+        sh = np.empty(2 * (size + 1), np.uint64)
+    if not normalise_first:
+        return _doc_shingles(data, s, t, ngram, word, seed, tok, sh, asc), tok, sh, buf
+    if size > buf.shape[0]:
+        buf = np.empty(2 * size, np.uint8)
+    if j < 0:
+        w = _strip_collapse_doc(data, s, t, table, punct_mask, buf, 0)
+    else:
+        w = _strip_collapse_doc(alt_data, alt_offsets[j], alt_offsets[j + 1], table, punct_mask, buf, 0)
+    return _doc_shingles(buf, 0, w, ngram, word, seed, tok, sh, asc), tok, sh, buf
+
+
+@nb.njit(cache=True)
+def _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb, lo, hi,
+                   ngram, word, seed, out):  # fmt: skip
     """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed.
     Each set is a table of only as many slots as its own document needs (cleared before use, one cache line
-    touched per probe), so a huge document met earlier does not spread later small ones over a large table."""
+    touched per probe), so a huge document met earlier does not spread later small ones over a large table.
+    With normalise_first the texts are raw and each is normalised into a small buffer first."""
     asc = _ascii_tokens(seed)
     tok = np.empty(1024, np.uint64)
     sh = np.empty(1024, np.uint64)
+    buf = np.empty(1024, np.uint8)
     keys_a = np.zeros(2048, np.uint64)
     keys_b = np.zeros(2048, np.uint64)
     mask_a = 0
@@ -741,12 +767,8 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
     for e in range(lo, hi):
         if ea[e] != cur:
             cur = ea[e]
-            s = offsets[cur]
-            t = offsets[cur + 1]
-            if t - s + 1 > tok.shape[0]:
-                tok = np.empty(2 * (t - s + 1), np.uint64)
-                sh = np.empty(2 * (t - s + 1), np.uint64)
-            m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh, asc)
+            m, tok, sh, buf = _shingles_of(cur, offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
+                                           normalise_first, ngram, word, seed, tok, sh, buf, asc)  # fmt: skip
             mask_a = _table_mask(m)
             if mask_a + 1 > keys_a.shape[0]:
                 keys_a = np.zeros(mask_a + 1, np.uint64)
@@ -756,12 +778,8 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
             for j in range(m):
                 if _set_insert(keys_a, mask_a, _nonzero(sh[j])):
                     na += 1
-        s = offsets[eb[e]]
-        t = offsets[eb[e] + 1]
-        if t - s + 1 > tok.shape[0]:
-            tok = np.empty(2 * (t - s + 1), np.uint64)
-            sh = np.empty(2 * (t - s + 1), np.uint64)
-        m = _doc_shingles(data, s, t, ngram, word, seed, tok, sh, asc)
+        m, tok, sh, buf = _shingles_of(eb[e], offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
+                                       normalise_first, ngram, word, seed, tok, sh, buf, asc)  # fmt: skip
         mask_b = _table_mask(m)
         if mask_b + 1 > keys_b.shape[0]:
             keys_b = np.zeros(mask_b + 1, np.uint64)
@@ -780,24 +798,43 @@ def _jaccard_chunk(offsets, data, ea, eb, lo, hi, ngram, word, seed, out):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def _jaccard_grouped(offsets, data, ea, eb, bounds, ngram, word, seed, out):
+def _jaccard_grouped(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb, bounds,
+                     ngram, word, seed, out):  # fmt: skip
     for c in nb.prange(bounds.shape[0] - 1):
-        _jaccard_chunk(offsets, data, ea, eb, bounds[c], bounds[c + 1], ngram, word, seed, out)
+        _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb,
+                       bounds[c], bounds[c + 1], ngram, word, seed, out)  # fmt: skip
 
 
 def jaccard_texts(
-    normalised: pa.Array, a: np.ndarray, b: np.ndarray, *, ngram: int, word: bool, seed: int
+    texts: pa.Array,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    ngram: int,
+    word: bool,
+    seed: int,
+    normalise_first: bool = False,
+    unicode_punctuation: bool = True,
 ) -> np.ndarray:
-    """Exact Jaccard of the shingle sets of texts a[i] and b[i] (indices into `normalised`).
+    """Exact Jaccard of the shingle sets of texts a[i] and b[i] (indices into `texts`: normalised texts, or raw
+    ones normalised on the fly with `normalise_first`).
 
     Hash-set intersection, no sorting: edges are grouped by `a` so a star's centre is shingled once; the work is
-    linear in the characters of the edges' documents, and memory is the normalised texts, not their shingles.
+    linear in the characters of the edges' documents, and memory is the texts, not their shingles.
     """
     n = a.shape[0]
     out = np.empty(n, np.float64)
     if n == 0:
         return out
-    offsets, data = string_buffers(normalised)
+    if normalise_first:
+        texts, offsets, data, alt, alt_offsets, alt_data = _prepared(texts)
+    else:
+        offsets, data = string_buffers(texts)
+        alt, alt_offsets, alt_data = (
+            np.full(len(texts), -1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.uint8),
+        )
     order = np.argsort(a, kind="stable")
     sa = np.ascontiguousarray(a[order], dtype=np.int64)
     sb = np.ascontiguousarray(b[order], dtype=np.int64)
@@ -807,7 +844,9 @@ def jaccard_texts(
         np.int64
     )
     res = np.empty(n, np.float64)
-    _jaccard_grouped(offsets, data, sa, sb, np.unique(bounds), ngram, word, np.uint64(seed), res)
+    mask = 2 if unicode_punctuation else 1
+    _jaccard_grouped(offsets, data, alt, alt_offsets, alt_data, _char_classes(), mask, normalise_first, sa, sb,
+                     np.unique(bounds), ngram, word, np.uint64(seed), res)  # fmt: skip
     out[order] = res
     return out
 

@@ -39,6 +39,24 @@ def test_exact_jaccard_kernels_agree_with_python(texts: list[str]) -> None:
         norm.take(pa.array(a)), norm.take(pa.array(b)), ngram=13, word=False, seed=5
     )
     assert np.array_equal(pairs, hashed)
+    # raw texts normalised inside the kernel (the Polars engine's verification) give the same numbers
+    raw = pa.array(texts + ["Héllo,  WORLD!!\n\tFoo—bar ÉTÉ " * 20, None])
+    fused = kernels.jaccard_texts(raw, a, b, ngram=13, word=False, seed=5, normalise_first=True)
+    assert np.array_equal(fused, hashed)
+    last = np.array([len(texts), len(texts), 0]), np.array([len(texts), len(texts) + 1, len(texts)])
+    direct = kernels.jaccard_texts(kernels.normalise(raw), *last, ngram=13, word=False, seed=5)
+    assert np.array_equal(
+        kernels.jaccard_texts(raw, *last, ngram=13, word=False, seed=5, normalise_first=True), direct
+    )
+
+
+def test_facts_of_raw_texts_equal_facts_of_normalised(texts: list[str]) -> None:
+    raw = pa.array(texts + ["ＡＢＣ　ｄ Café  e\u0301té!!" * 30, None, ""])
+    kw = {"ngram": 13, "word": False, "seed": 3, "signature": "oph", "num_perm": 64, "bands": 16, "rows": 4}
+    fused = kernels.document_facts(raw, normalise_first=True, **kw)
+    plain = kernels.document_facts(kernels.normalise(raw), **kw)
+    for key in plain:
+        assert np.array_equal(fused[key], plain[key]), key
 
 
 @pytest.mark.parametrize("signature", ["oph", "minhash"])

@@ -134,8 +134,8 @@ def _signatures(
 def verify_edges(
     work: WorkDir, fact_paths: list[str], a: np.ndarray, b: np.ndarray, config: DedupConfig
 ) -> np.ndarray:
-    """Exact Jaccard of each candidate edge (NaN where the signature prefilter rejected it), re-normalising only
-    the documents of edges that pass (their normalised texts are all that is held in memory)."""
+    """Exact Jaccard of each candidate edge (NaN where the signature prefilter rejected it), from the raw texts of
+    only the documents of edges that pass (all that is held in memory), each normalised inside the kernel."""
     sim = np.full(a.size, np.nan)
     cut = kernels.prefilter_count(config)
     todo = np.arange(a.size)
@@ -155,12 +155,19 @@ def verify_edges(
             continue
         table = pq.read_table(shard, columns=["text"])
         part = table.column("text").take(pa.array(involved[lo:hi] - first))
-        norm = kernels.normalise(part, unicode_punctuation=config.strip_unicode_punctuation)
-        texts.append(norm.cast(pa.large_string()))
-    normalised = pa.concat_arrays(texts)
+        texts.append(pc.fill_null(part.combine_chunks().cast(pa.large_string()), ""))
+    raw = pa.concat_arrays(texts)
     ia, ib = np.searchsorted(involved, a), np.searchsorted(involved, b)
-    word = config.shingle == "word"
-    sim[todo] = kernels.jaccard_texts(normalised, ia, ib, ngram=config.ngram, word=word, seed=config.seed)
+    sim[todo] = kernels.jaccard_texts(
+        raw,
+        ia,
+        ib,
+        ngram=config.ngram,
+        word=config.shingle == "word",
+        seed=config.seed,
+        normalise_first=True,
+        unicode_punctuation=config.strip_unicode_punctuation,
+    )
     return sim
 
 
