@@ -575,18 +575,38 @@ def document_facts(
     }
 
 
-@nb.njit(parallel=True, cache=True)
-def signature_agreement(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
-    """Number of equal positions of row-aligned signatures (the MinHash/OPH estimate of Jaccard is count / k)."""
-    n, k = sig_a.shape
+@nb.njit(parallel=True, nogil=True, cache=True)
+def _agreement(sigs: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    n = ia.shape[0]
+    k = sigs.shape[1]
     out = np.zeros(n, np.int64)
     for i in nb.prange(n):
+        a = ia[i]
+        b = ib[i]
         c = 0
         for p in range(k):
-            if sig_a[i, p] == sig_b[i, p]:
+            if sigs[a, p] == sigs[b, p]:
                 c += 1
         out[i] = c
     return out
+
+
+def signature_agreement(
+    sig_a: np.ndarray,
+    sig_b: np.ndarray | None = None,
+    *,
+    rows_a: np.ndarray | None = None,
+    rows_b: np.ndarray | None = None,
+) -> np.ndarray:
+    """Number of equal positions of row-aligned signatures (the MinHash/OPH estimate of Jaccard is count / k):
+    of sig_a[i] and sig_b[i], or, with rows_a/rows_b, of sig_a[rows_a[i]] and sig_a[rows_b[i]] (no gathered
+    copies of the signature rows)."""
+    if rows_a is not None and rows_b is not None:
+        return _agreement(sig_a, np.asarray(rows_a, np.int64), np.asarray(rows_b, np.int64))
+    n = sig_a.shape[0]
+    both = np.concatenate([sig_a, sig_b])
+    idx = np.arange(n, dtype=np.int64)
+    return _agreement(both, idx, idx + n)
 
 
 def prefilter_count(config) -> int:

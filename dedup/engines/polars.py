@@ -142,7 +142,9 @@ def verify_edges(
     if cut > 0 and a.size:
         nodes = np.unique(np.concatenate([a, b]))
         sigs = _signatures(fact_paths, work.shard_rows(), nodes, config.num_perm)
-        agree = kernels.signature_agreement(sigs[np.searchsorted(nodes, a)], sigs[np.searchsorted(nodes, b)])
+        agree = kernels.signature_agreement(
+            sigs, rows_a=np.searchsorted(nodes, a), rows_b=np.searchsorted(nodes, b)
+        )
         todo = np.flatnonzero(agree >= cut)
     a, b = a[todo], b[todo]
     involved = np.unique(np.concatenate([a, b]))
