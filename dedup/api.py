@@ -13,7 +13,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,28 +32,30 @@ def run(
     engine: Literal["polars", "spark"] = "polars",
     spark: Any = None,
     input_fingerprint: str | None = None,
+    pool: Executor | None = None,
 ) -> dict[str, Any]:
     """Deduplicate documents (`id`, `text`, optional `source`, any other columns) and write the outputs.
 
     `documents`: a Table, a RecordBatch, or an iterable of those or of ingest results (objects with `.documents`
     and `.quarantine`, as `pipelines.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
     `input_fingerprint`: identifies the input for resuming (e.g. path, size, mtime); without it, a leftover work
-    folder is only reused if the config matches. Returns the stats dict (also written to stats.json).
+    folder is only reused if the config matches. `pool`: a side worker (dedup/side.py, warmed with
+    `outputs.REPORT_MODULES`) that draws the report while this process writes the outputs. Returns the stats dict (also written to stats.json).
     """
     config = config or DedupConfig()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 1}
-    work = WorkDir(out, fingerprint)
+    fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 2}
+    work = WorkDir(out, fingerprint, spill="arrow" if engine == "polars" else "parquet")
 
     if engine == "polars":
         # Facts of shard i are computed on a worker thread (the kernels release the GIL) while the reader parses
         # and spills shard i + 1; at most two shards are in flight, so memory stays bounded. The worker first
         # imports the engine (numba kernels, Polars, SciPy: ~0.8 s) while the reader parses the first shard.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-facts") as pool:
-            loaded = pool.submit(importlib.import_module, "dedup.engines.polars")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-facts") as facts_thread:
+            loaded = facts_thread.submit(importlib.import_module, "dedup.engines.polars")
             pending: deque[Future[None]] = deque()
 
             def facts(i: int, table: pa.Table) -> None:
@@ -62,7 +64,7 @@ def run(
             def on_shard(i: int, table: pa.Table) -> None:
                 while len(pending) >= 2:
                     pending.popleft().result()
-                pending.append(pool.submit(facts, i, table))
+                pending.append(facts_thread.submit(facts, i, table))
 
             spill(work, documents, config.batch_rows, on_shard)
             timings["ingest"] = time.perf_counter() - t0
@@ -84,7 +86,7 @@ def run(
         raise ValueError(f"unknown engine {engine!r} (polars or spark)")
 
     t = time.perf_counter()
-    stats = finalize(work, decisions, out, config, phases)
+    stats = finalize(work, decisions, out, config, phases, pool)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     write_json_atomic(

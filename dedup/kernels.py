@@ -880,7 +880,35 @@ def jaccard_pairs(norm_a: pa.Array, norm_b: pa.Array, *, ngram: int, word: bool,
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Survivors
+# Components and survivors
+
+
+@nb.njit(cache=True)
+def _union_find(n, a, b):
+    parent = np.arange(n)
+    for e in range(a.shape[0]):
+        x = a[e]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        y = b[e]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x != y:
+            if x < y:
+                parent[y] = x
+            else:
+                parent[x] = y
+    for i in range(n):  # parents point to smaller ids, so one pass in order finds every root
+        parent[i] = parent[parent[i]]
+    return parent
+
+
+def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Label of each node 0..n-1 under the undirected edges (a, b): the smallest node of its component
+    (union-find with path halving; the components of the LSH graph in SlimPajama's recipe)."""
+    return _union_find(n, np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64))
 
 
 @nb.njit(cache=True)

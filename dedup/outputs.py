@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.config import DedupConfig
+from dedup.side import REPORT_MODULES, call
+
+__all__ = ["OUTPUT_FILES", "REPORT_MODULES", "finalize", "write_kept"]
 from dedup.work import QUARANTINE_SCHEMA, WorkDir, write_json_atomic
 
 OUTPUT_COMPRESSION = "zstd"
@@ -66,8 +69,8 @@ def _write(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _unified_schema(paths: list[Path]) -> pa.Schema:
-    schemas = [pq.read_schema(p).remove_metadata() for p in paths]
+def _unified_schema(work: WorkDir, paths: list[Path]) -> pa.Schema:
+    schemas = [work.input_schema(p).remove_metadata() for p in paths]
     if not schemas:
         return pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string())])
     schema = pa.unify_schemas(schemas, promote_options="permissive")
@@ -88,7 +91,7 @@ def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path) -> None:
     """Stream the spilled input shards and write the kept rows (all input columns, input order) in fixed-size
     row groups, so the file does not depend on how the input was batched."""
     shards = work.input_shards()
-    schema = _unified_schema(shards)
+    schema = _unified_schema(work, shards)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pending: list[pa.Table] = []
     pending_rows = 0
@@ -97,7 +100,7 @@ def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path) -> None:
             mask = kept_mask[first : first + rows]
             if not mask.any():
                 continue
-            table = _conform(pq.read_table(shard).filter(pa.array(mask)), schema)
+            table = _conform(work.read_input(shard).filter(pa.array(mask)), schema)
             pending.append(table)
             pending_rows += table.num_rows
             while pending_rows >= ROW_GROUP_ROWS:
@@ -235,13 +238,13 @@ def report_markdown(stats: dict[str, Any]) -> str:
 
 def cluster_histogram(stats: dict[str, Any], path: Path) -> None:
     """Bar chart of cluster sizes (documents per cluster -> number of clusters), log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     hist = {int(k): v for k, v in stats["clusters"]["size_histogram"].items()}
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     if hist:
         ax.bar([str(k) for k in hist], list(hist.values()), color="#3b6ea5")
         ax.set_yscale("log")
@@ -255,7 +258,6 @@ def cluster_histogram(stats: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
     os.replace(tmp, path)
 
 
@@ -265,8 +267,10 @@ def finalize(
     output_dir: str | os.PathLike[str],
     config: DedupConfig,
     phases: dict[str, Any],
+    pool: Executor | None = None,
 ) -> dict[str, Any]:
-    """Write every output file from the decisions table (sorted by `_row`, one row per document)."""
+    """Write every output file from the decisions table (sorted by `_row`, one row per document). With a side
+    worker (`pool`, dedup/side.py), the histogram is drawn there, else on a thread."""
     out = Path(output_dir)
     decisions = decisions.sort_by("_row")
     n = decisions.num_rows
@@ -275,10 +279,14 @@ def finalize(
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)
     quarantine = read_quarantine(work)
     stats = compute_stats(decisions, quarantine, config, phases)
-    # The histogram (matplotlib: ~1 s of import and drawing) is drawn on a thread while kept.parquet is
-    # compressed and written (Parquet's writer releases the GIL).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-report") as pool:
-        png = pool.submit(cluster_histogram, stats, out / "cluster_sizes.png")
+    # The histogram (matplotlib: ~1 s of import and drawing) is drawn while kept.parquet is compressed and
+    # written: in the side worker, which imported matplotlib while this process read the input, or on a thread
+    # (Parquet's writer releases the GIL, matplotlib's imports and drawing hold it).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-report") as threads:
+        if pool is not None:
+            png = call(pool, cluster_histogram, stats, out / "cluster_sizes.png")
+        else:
+            png = threads.submit(cluster_histogram, stats, out / "cluster_sizes.png").result
         write_kept(work, kept, out / "kept.parquet")
         removed = decisions.filter(pc.invert(decisions.column("kept")))
         _write(removed.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), out / "removed.parquet")
@@ -289,5 +297,5 @@ def finalize(
         tmp = out / f".report.md.{os.getpid()}.tmp"
         tmp.write_text(report_markdown(stats))
         os.replace(tmp, out / "report.md")
-        png.result()
+        png()
     return stats

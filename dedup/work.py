@@ -6,7 +6,10 @@ only the rest, so its output is byte-identical to an uninterrupted run.
 
 Layout:
 - `manifest.json`                      config fingerprint and input fingerprint; a mismatch wipes the folder
-- `input/part-NNNNN.parquet` + `.done` the streamed input batch (`_row` + input columns) and its quarantine rows
+- `input/part-NNNNN.arrow` + `.done`   the streamed input batch (`_row` + input columns) and its quarantine rows;
+                                       Arrow IPC for the Polars engine (memory-mapped when read back: the
+                                       verification and the kept-documents writer touch only the rows they
+                                       take), `.parquet` for the Spark engine (read by the cluster)
 - `input/_SUCCESS`                     every input batch is spilled (the input is not read again)
 - `facts/part-NNNNN.parquet` + `.done` per-document facts: hashes, lengths, LSH band keys (Polars engine)
 - `candidates.parquet`, `edges.parquet`, `decisions.parquet` + `.done` markers
@@ -23,9 +26,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 WORK_COMPRESSION = "none"  # work tables are temporary and read back at memory speed (lz4: 4x slower to write)
+SPILL_SUFFIX = {"arrow": ".arrow", "parquet": ".parquet"}
 QUARANTINE_SCHEMA = pa.schema(
     [("file", pa.string()), ("row", pa.int64()), ("error", pa.string()), ("payload", pa.string())]
 )
@@ -38,6 +43,14 @@ def write_parquet_atomic(table: pa.Table, path: Path, *, compression: str = WORK
     os.replace(tmp, path)
 
 
+def write_ipc_atomic(table: pa.Table, path: Path) -> None:
+    """Write a table as one uncompressed Arrow IPC file (a temporary sibling renamed into place)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with ipc.new_file(tmp, table.schema) as writer:
+        writer.write_table(table)
+    os.replace(tmp, path)
+
+
 def write_json_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -47,8 +60,14 @@ def write_json_atomic(obj: Any, path: Path) -> None:
 class WorkDir:
     """The `_work` folder of one output directory."""
 
-    def __init__(self, output_dir: str | os.PathLike[str], fingerprint: dict[str, Any]) -> None:
+    def __init__(
+        self, output_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, spill: str = "parquet"
+    ) -> None:
+        if spill not in SPILL_SUFFIX:
+            raise ValueError(f"unknown spill format {spill!r} ({', '.join(SPILL_SUFFIX)})")
         self.root = Path(output_dir) / "_work"
+        self.spill = spill
+        fingerprint = {**fingerprint, "spill": spill}
         self.fingerprint = fingerprint
         manifest = self.root / "manifest.json"
         if self.root.exists():
@@ -77,7 +96,19 @@ class WorkDir:
         return self.root / f"{name}.parquet"
 
     def input_shard(self, i: int) -> Path:
-        return self.root / "input" / f"part-{i:05d}.parquet"
+        return self.root / "input" / f"part-{i:05d}{SPILL_SUFFIX[self.spill]}"
+
+    def read_input(self, path: Path, columns: list[str] | None = None) -> pa.Table:
+        """An input shard (Arrow IPC files are memory-mapped, so only the pages taken from are read)."""
+        if path.suffix == ".arrow":
+            table = ipc.open_file(pa.memory_map(str(path))).read_all()
+            return table.select(columns) if columns is not None else table
+        return pq.read_table(path, columns=columns)
+
+    def input_schema(self, path: Path) -> pa.Schema:
+        if path.suffix == ".arrow":
+            return ipc.open_file(pa.memory_map(str(path))).schema
+        return pq.read_schema(path)
 
     def quarantine_shard(self, i: int) -> Path:
         return self.root / "input" / f"quarantine-{i:05d}.parquet"
@@ -170,7 +201,10 @@ def spill(work: WorkDir, items: Iterable[Any], batch_rows: int, on_shard=None) -
         rows = pa.array(range(first, first + docs.num_rows), pa.int64())
         table = docs.add_column(0, "_row", rows)
         write_parquet_atomic(q, work.quarantine_shard(i))
-        write_parquet_atomic(table, path)
+        if work.spill == "arrow":
+            write_ipc_atomic(table, path)
+        else:
+            write_parquet_atomic(table, path)
         work.mark(path, {"first_row": first, "rows": docs.num_rows})
         if on_shard is not None:
             on_shard(i, table)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.table import Table
 
 console = Console(stderr=True)
 out = Console()
+SIDE_MIN_BYTES = 32 << 20  # smaller inputs are done before a side worker would have finished importing
 
 
 def input_fingerprint(uri: str) -> str:
@@ -66,6 +68,48 @@ def dedup(
     (id, cluster_id), quarantine.parquet, stats.json, report.md, cluster_sizes.png and timings.json. A run that
     was killed resumes from OUTPUT/_work when started again with the same input and options.
     """
+    from dedup.side import REPORT_MODULES, side_worker
+
+    # A large local input gets a side worker (the report's drawing), started before the heavy imports below so
+    # that it imports meanwhile.
+    big = _input_bytes(input) >= SIDE_MIN_BYTES and (engine or "polars") == "polars"
+    with side_worker(big, REPORT_MODULES) as pool:
+        _dedup(input, output, engine, spark_master, scope, mode, threshold, id_field, text_field, source_field,
+               source_priority, seed, config, pool)  # fmt: skip
+
+
+def _input_bytes(uri: str) -> int:
+    """Bytes of a local input file or folder (standard library only); remote inputs count as large."""
+    if "://" in uri and not uri.startswith("file://"):
+        return SIDE_MIN_BYTES
+    path = uri.removeprefix("file://")
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            total += os.path.getsize(os.path.join(root, name))
+            if total >= SIDE_MIN_BYTES:
+                return total
+    return total
+
+
+def _dedup(
+    input: str,
+    output: Path,
+    engine: str | None,
+    spark_master: str | None,
+    scope: str | None,
+    mode: str | None,
+    threshold: float | None,
+    id_field: str,
+    text_field: str,
+    source_field: str,
+    source_priority: str | None,
+    seed: int | None,
+    config: Path | None,
+    pool: Any,
+) -> None:
     import dedup as dedup_pkg
     from pipelines.config import engine_choice, load_config
     from pipelines.lake import InputError, iter_documents
@@ -97,7 +141,9 @@ def dedup(
 
         spark = get_spark(master)
     try:
-        stats = dedup_pkg.run(docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint)
+        stats = dedup_pkg.run(
+            docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint, pool=pool
+        )
     except UnicodeDecodeError as exc:
         raise InputError(f"{input}: {exc}") from exc
     table = Table(title=f"sift dedup ({cfg.mode}, {cfg.scope}): {stats['rows_in']} rows in -> {output}")  # type: ignore[attr-defined]

@@ -96,3 +96,20 @@ def test_greedy_survivors_keep_chain_ends_and_point_at_kept() -> None:
     assert kept.tolist() == [True, False, True, True, False, False]
     assert dup.tolist() == [-1, 0, -1, -1, 3, 3]
     assert sim[1] == 0.9 and sim[5] == 0.95 and np.isnan(sim[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_connected_components_match_scipy(seed: int) -> None:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    a = rng.integers(0, n, 2500)
+    b = rng.integers(0, n, 2500)
+    labels = kernels.connected_components(n, a, b)
+    _, ref = connected_components(coo_matrix((np.ones(a.size), (a, b)), shape=(n, n)), directed=False)
+    # Same partition, and each label is the smallest node of its component.
+    pairs = set(zip(labels.tolist(), ref.tolist(), strict=True))
+    assert len(pairs) == len(set(labels.tolist())) == len(set(ref.tolist()))
+    assert all(labels[labels[i]] == labels[i] and labels[i] <= i for i in range(n))

@@ -173,8 +173,51 @@ def test_arrow_fast_path_and_per_line_path_read_the_same_documents(
     lines.insert(150, json.dumps(rows[3]).encode())  # a repeated id
     path = _jsonl(tmp_path / "real.jsonl", lines)
     fast = read_documents(path)
-    monkeypatch.setattr(lake, "_parse_jsonl_arrow", lambda *a, **k: None)
+    monkeypatch.setattr(lake, "_parse_jsonl_block", lambda *a, **k: None)
     slow = read_documents(path)
     assert fast.documents.equals(slow.documents)
     assert fast.quarantine.column("error").to_pylist() == slow.quarantine.column("error").to_pylist()
     assert fast.documents.num_rows == 300
+
+
+@pytest.mark.parametrize("batch_rows,batch_bytes", [(7, 1 << 20), (1000, 300), (3, 64)])
+def test_jsonl_blocks_number_every_line_whatever_the_batching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int, batch_bytes: int
+) -> None:
+    """Blocks are cut by rows and bytes without Python per line; blank, whitespace-only, CRLF and malformed
+    lines in a block send it down the per-line path, so rows, quarantine and documents match it exactly."""
+    import random
+
+    from pipelines import lake
+
+    rng = random.Random(batch_rows)
+    lines: list[bytes] = []
+    for i in range(400):
+        kind = rng.random()
+        rec = _dump({"id": f"d{i}", "source": "s", "text": "word " * rng.randint(1, 40)})
+        if kind < 0.03:
+            lines.append(b"")
+        elif kind < 0.05:
+            lines.append(b" \t ")
+        elif kind < 0.08:
+            lines.append(rec + b"\r")
+        elif kind < 0.10:
+            lines.append(b'{"id": "broken", "text": ')
+        else:
+            lines.append(rec)
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines))  # no newline after the last line
+    monkeypatch.setattr(lake, "BATCH_BYTES", batch_bytes)
+    batches = list(lake.iter_documents(path, batch_rows=batch_rows))
+    assert all(b.stats["rows_in"] <= batch_rows for b in batches)
+    docs = pa.concat_tables([b.documents for b in batches])
+    quarantine = pa.concat_tables([b.quarantine for b in batches])
+    monkeypatch.setattr(lake, "_parse_jsonl_block", lambda *a, **k: None)
+    monkeypatch.setattr(lake, "_parse_jsonl_arrow", lambda *a, **k: None)
+    slow = read_documents(path)
+    assert docs.equals(slow.documents)
+    assert quarantine.equals(slow.quarantine)
+    blank = sum(1 for line in lines if not line.strip())
+    assert docs.num_rows + quarantine.num_rows + blank == len(lines)
+    broken_rows = [i + 1 for i, line in enumerate(lines) if line.startswith(b'{"id": "broken"')]
+    assert quarantine.column("row").to_pylist() == broken_rows

@@ -9,52 +9,22 @@ Only the standard library is imported here.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
-T = TypeVar("T")
+from dedup.side import call
+from dedup.side import side_worker as _side_worker
+
+__all__ = ["SIDE_MIN_TABLES", "call", "side_worker"]
 
 SIDE_MIN_TABLES = 200  # smaller lakes are done before a worker would have finished importing
-
-
-def _warm() -> None:
-    """Import what the metadata reads need while the main process imports (matplotlib waits for the drawing)."""
-    import dedup.containment.graph  # noqa: F401
-
-
-def call(pool: Executor | None, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
-    """Start fn(*args) on the side worker; the returned callable gives its result. Without a worker, or if the
-    worker cannot run it (e.g. a spawned process that could not import the caller's __main__), fn runs here."""
-    if pool is None:
-        return lambda: fn(*args)
-    try:
-        future = pool.submit(fn, *args)
-    except (BrokenProcessPool, RuntimeError):
-        return lambda: fn(*args)
-
-    def result() -> T:
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            return fn(*args)
-
-    return result
+# what the metadata reads need, imported while the main process imports (matplotlib waits for the drawing)
+WARM = ("dedup.containment.graph",)
 
 
 @contextmanager
 def side_worker(enabled: bool = True) -> Iterator[Executor | None]:
     """One spawned worker process (warming up at once), or None on one core or when disabled."""
-    if not enabled or (os.cpu_count() or 1) < 2:
-        yield None
-        return
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        pool.submit(_warm)
+    with _side_worker(enabled, WARM) as pool:
         yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)

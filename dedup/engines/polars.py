@@ -6,7 +6,7 @@ Plan, each phase a resumable work table (dedup/work.py):
    band key (plus the source in local scope) links every member to the bucket's best-ranked member, so a bucket of
    10,000 documents costs 9,999 edges, not 50 million;
 3. verified mode: exact Jaccard of every candidate edge from the shingle sets of only the documents involved;
-4. components (scipy connected_components) and survivors (plan.assemble; greedy in verified mode).
+4. components (union-find, kernels.connected_components) and survivors (plan.assemble; greedy in verified mode).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from dedup import kernels
 from dedup.config import DedupConfig
@@ -45,7 +43,7 @@ def ensure_facts(work: WorkDir, config: DedupConfig) -> list[str]:
     paths = []
     for i, shard in enumerate(work.input_shards()):
         if not work.done(work.facts_shard(i)):
-            facts_for_shard(work, i, pq.read_table(shard, columns=["_row", "id", "source", "text"]), config)
+            facts_for_shard(work, i, work.read_input(shard, ["_row", "id", "source", "text"]), config)
         paths.append(str(work.facts_shard(i)))
     return paths
 
@@ -155,7 +153,7 @@ def verify_edges(
         lo, hi = np.searchsorted(involved, [first, first + rows])
         if lo == hi:
             continue
-        table = pq.read_table(shard, columns=["text"])
+        table = work.read_input(shard, ["text"])
         part = table.column("text").take(pa.array(involved[lo:hi] - first))
         texts.append(pc.fill_null(part.combine_chunks().cast(pa.large_string()), ""))
     raw = pa.concat_arrays(texts)
@@ -178,8 +176,7 @@ def components(n: int, a: np.ndarray, b: np.ndarray, nodes: np.ndarray) -> np.nd
     comp = np.full(n, -1, np.int64)
     if a.size == 0:
         return comp
-    graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = kernels.connected_components(n, a, b)
     touched = np.zeros(n, np.bool_)
     touched[a] = True
     touched[b] = True

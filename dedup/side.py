@@ -1,0 +1,64 @@
+"""A side worker process for a run on one machine (the papers' pipelines run on clusters; here it puts the second
+core to work where the main process would leave it idle or hold the GIL): imports and drawings that would
+otherwise serialise with the main process's work run there.
+
+The worker is spawned, never forked: Polars' and Arrow's thread pools do not survive a fork. It is started before
+the main process imports the heavy modules and warms up (imports) meanwhile, so its start costs no wall time.
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# what drawing the dedup report's histogram needs (dedup.outputs.cluster_histogram)
+REPORT_MODULES = ("dedup.outputs", "matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+def call(pool: Executor | None, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """Start fn(*args) on the side worker; the returned callable gives its result. Without a worker, or if the
+    worker cannot run it (e.g. a spawned process that could not import the caller's __main__), fn runs here."""
+    if pool is None:
+        return lambda: fn(*args)
+    try:
+        future = pool.submit(fn, *args)
+    except (BrokenProcessPool, RuntimeError):
+        return lambda: fn(*args)
+
+    def result() -> T:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            return fn(*args)
+
+    return result
+
+
+def _import_all(modules: Sequence[str]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
+@contextmanager
+def side_worker(enabled: bool = True, warm: Sequence[str] = ()) -> Iterator[Executor | None]:
+    """One spawned worker process that imports the `warm` modules at once (named, so that the caller need not
+    import them first); None on one core or when disabled."""
+    if not enabled or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        if warm:
+            pool.submit(_import_all, tuple(warm))
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
