@@ -410,12 +410,97 @@ def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndar
 
 
 @nb.njit(cache=True)
+def _oph_char_fused(src, s, e, ngram, seed, k, asc, sig) -> tuple[int, int]:
+    """Character n-gram shingles of src[s:e] straight into a one-permutation signature (the values and bins of
+    `_tokens` + `_window_hashes` + `_signature_oph`'s first pass, in one pass with a ring of the last n tokens
+    instead of token and shingle arrays). Returns (tokens, shingles); densification is left to the caller."""
+    for p in range(k):
+        sig[p] = _EMPTY
+    kk = np.uint64(k)
+    top = np.uint64(1)
+    for _ in range(ngram - 1):
+        top = top * _POLY
+    mixed_n = np.uint64(ngram)
+    ring = np.empty(64, np.uint64)  # callers keep ngram <= 64
+    h = np.uint64(0)
+    n = 0
+    m = 0
+    i = s
+    while i < e:
+        b0 = src[i]
+        if b0 < 0x80:
+            t = asc[b0]
+            i += 1
+        else:
+            cp, ln = _decode(src, i)
+            t = _mix(np.uint64(cp) ^ seed)
+            i += ln
+        gone = ring[(n - ngram) & 63] if n >= ngram else np.uint64(0)  # the token leaving the window
+        h = (h - gone * top) * _POLY + t
+        ring[n & 63] = t
+        n += 1
+        if n >= ngram:
+            v = _mix(h ^ mixed_n)
+            b = int(((v >> np.uint64(32)) * kk) >> np.uint64(32))
+            if v < sig[b]:
+                sig[b] = v
+            m += 1
+    if 0 < n < ngram:  # one window of all tokens
+        v = _mix(h ^ np.uint64(n))
+        b = int(((v >> np.uint64(32)) * kk) >> np.uint64(32))
+        sig[b] = v
+        m = 1
+    return n, m
+
+
+@nb.njit(cache=True)
+def _densify(sig, k, seed) -> None:
+    """Optimal densification of a one-permutation signature (see `_signature_oph`)."""
+    kk = np.uint64(k)
+    filled = 0
+    for p in range(k):
+        if sig[p] != _EMPTY:
+            filled += 1
+    if filled == 0 or filled == k:
+        return
+    orig = sig.copy()
+    for p in range(k):
+        if orig[p] == _EMPTY:
+            attempt = np.uint64(1)
+            while True:
+                b = int(_mix(seed ^ (np.uint64(p) << np.uint64(32)) ^ attempt) % kk)
+                if orig[b] != _EMPTY:
+                    sig[p] = orig[b] ^ _mix(np.uint64(attempt))
+                    break
+                attempt += np.uint64(1)
+
+
+@nb.njit(cache=True)
 def _facts_one(src, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds, tok, sh, sig,
                asc, h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
     """Facts of one normalised text src[s:e] into row d (tok and sh hold at least e - s values)."""
     a, b = _exact_hash(src, s, e, seed)
     h1[d] = a
     h2[d] = b
+    if use_oph and not word and ngram <= 64:  # the default path, in one pass
+        ntok, m = _oph_char_fused(src, s, e, ngram, seed, k, asc, sig)
+        nchars[d] = ntok  # one token per code point
+        nsh[d] = m
+        if m == 0:
+            for bb in range(bands):
+                keys[d, bb] = np.uint64(0)
+            for p in range(k):
+                sigs[d, p] = _EMPTY
+            return
+        _densify(sig, k, seed)
+        for bb in range(bands):
+            key = band_seeds[bb]
+            for r in range(rows):
+                key = _mix(key ^ sig[bb * rows + r])
+            keys[d, bb] = key
+        for p in range(k):
+            sigs[d, p] = sig[p]
+        return
     ntok = _tokens(src, s, e, word, seed, tok, asc)
     if word:
         c = 0

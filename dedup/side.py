@@ -55,10 +55,18 @@ def side_worker(enabled: bool = True, warm: Sequence[str] = ()) -> Iterator[Exec
     if not enabled or (os.cpu_count() or 1) < 2:
         yield None
         return
+    before = {p.pid for p in multiprocessing.active_children()}
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
         if warm:
             pool.submit(_import_all, tuple(warm))
         yield pool
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Every result the caller wanted has been collected: the worker is stopped rather than left to tear its
+        # interpreter down (~0.3 s with matplotlib and Arrow loaded) while this process waits.
+        workers = [p for p in multiprocessing.active_children() if p.pid not in before]
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.join()

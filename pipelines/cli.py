@@ -223,10 +223,12 @@ def main() -> None:
     """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
     from pipelines.config import ConfigError
     from pipelines.engines import EngineError
+    from pipelines.fastexit import exit_if_requested
     from pipelines.lake import InputError
 
     try:
         app(standalone_mode=False)
+        exit_if_requested()
     except (InputError, ConfigError, EngineError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)

@@ -85,6 +85,10 @@ def contain(
         f"({stats['bytes_deletable']} of {stats['bytes_total']} bytes)"
         + (f"; {stats['applied']} moved to the trash" if apply else "")
     )
+    if cfg.engine == "polars":
+        from pipelines.fastexit import request
+
+        request()
 
 
 def _run(refs, problems, cfg, master, lake, output, access_log, apply, pool) -> dict:

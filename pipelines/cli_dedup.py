@@ -160,6 +160,10 @@ def _dedup(
         f"kept {stats['kept']}, removed {stats['removed']}, quarantined {stats['quarantined']}; "
         f"{stats['clusters']['count']} duplicate clusters (largest {stats['clusters']['largest']})"
     )
+    if spark is None:
+        from pipelines.fastexit import request
+
+        request()
 
 
 def register(app: typer.Typer) -> None:
