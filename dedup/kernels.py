@@ -417,9 +417,14 @@ def _oph_char_fused(src, s, e, ngram, seed, k, asc, sig) -> tuple[int, int]:
     for p in range(k):
         sig[p] = _EMPTY
     kk = np.uint64(k)
+    # k a power of two (128 by default): the bin ((v >> 32) * k) >> 32 is just the top log2(k) bits
+    lg = 0
+    while (1 << (lg + 1)) <= k:
+        lg += 1
+    shift = np.uint64(64 - lg) if (1 << lg) == k and lg > 0 else np.uint64(0)
     top = np.uint64(1)
-    for _ in range(ngram - 1):
-        top = top * _POLY
+    for _ in range(ngram):
+        top = top * _POLY  # POLY^n: (h - gone * POLY^(n-1)) * POLY == h * POLY - gone * POLY^n
     mixed_n = np.uint64(ngram)
     ring = np.empty(64, np.uint64)  # callers keep ngram <= 64
     h = np.uint64(0)
@@ -436,12 +441,12 @@ def _oph_char_fused(src, s, e, ngram, seed, k, asc, sig) -> tuple[int, int]:
             t = _mix(np.uint64(cp) ^ seed)
             i += ln
         gone = ring[(n - ngram) & 63] if n >= ngram else np.uint64(0)  # the token leaving the window
-        h = (h - gone * top) * _POLY + t
+        h = h * _POLY + (t - gone * top)  # the subtraction stays off the chain through h
         ring[n & 63] = t
         n += 1
         if n >= ngram:
             v = _mix(h ^ mixed_n)
-            b = int(((v >> np.uint64(32)) * kk) >> np.uint64(32))
+            b = int(v >> shift) if shift else int(((v >> np.uint64(32)) * kk) >> np.uint64(32))
             if v < sig[b]:
                 sig[b] = v
             m += 1
