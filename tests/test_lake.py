@@ -180,9 +180,12 @@ def test_arrow_fast_path_and_per_line_path_read_the_same_documents(
     assert fast.documents.num_rows == 300
 
 
-@pytest.mark.parametrize("batch_rows,batch_bytes", [(7, 1 << 20), (1000, 300), (3, 64)])
+@pytest.mark.parametrize(
+    "batch_rows,batch_bytes,read_size",
+    [(7, 1 << 20, 1 << 24), (1000, 300, 1 << 24), (3, 64, 1 << 24), (50, 40, 97)],
+)
 def test_jsonl_blocks_number_every_line_whatever_the_batching(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int, batch_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int, batch_bytes: int, read_size: int
 ) -> None:
     """Blocks are cut by rows and bytes without Python per line; blank, whitespace-only, CRLF and malformed
     lines in a block send it down the per-line path, so rows, quarantine and documents match it exactly."""
@@ -194,7 +197,7 @@ def test_jsonl_blocks_number_every_line_whatever_the_batching(
     lines: list[bytes] = []
     for i in range(400):
         kind = rng.random()
-        rec = _dump({"id": f"d{i}", "source": "s", "text": "word " * rng.randint(1, 40)})
+        rec = _dump({"id": f"d{i}", "source": "s", "text": "word " * rng.randint(1, 80)})
         if kind < 0.03:
             lines.append(b"")
         elif kind < 0.05:
@@ -208,6 +211,7 @@ def test_jsonl_blocks_number_every_line_whatever_the_batching(
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines))  # no newline after the last line
     monkeypatch.setattr(lake, "BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(lake, "_READ", read_size)  # 97: lines longer than the buffer make it grow
     batches = list(lake.iter_documents(path, batch_rows=batch_rows))
     assert all(b.stats["rows_in"] <= batch_rows for b in batches)
     docs = pa.concat_tables([b.documents for b in batches])
