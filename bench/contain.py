@@ -64,6 +64,18 @@ def run_measured(cmd: list[str], log: Path) -> dict:
     }
 
 
+def warm_page_cache(lake: Path) -> int:
+    """Read every file of the lake once, so that no tool pays for reading it cold from disk (this VM's page cache
+    is reclaimed within minutes, and Sift runs first). Returns the bytes read."""
+    total = 0
+    for root, _dirs, files in os.walk(lake):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                while chunk := f.read(1 << 22):
+                    total += len(chunk)
+    return total
+
+
 def profile_top(path: Path, n: int = 25) -> str:
     """The ``n`` functions with the most cumulative time in a cProfile dump."""
     import io
@@ -217,9 +229,13 @@ def run_bench(
     extra_sift_args: list[str] | None = None,
     with_cached_peer: bool = True,
     profile_sift: bool = False,
+    repeat: int = 1,
 ) -> dict:
-    """Run Sift and the brute force on ``lake``, compare them, and return the results (also printed by main)."""
+    """Run Sift and the brute force on ``lake``, compare them, and return the results (also printed by main).
+    The lake is read once first (warm page cache for every tool); with ``repeat`` > 1 Sift runs that many times
+    and its fastest run counts (the brute force, minutes long, runs once)."""
     out.mkdir(parents=True, exist_ok=True)
+    warm_page_cache(lake)
     sift_dir = out / "sift"
     if sift_dir.exists():
         shutil.rmtree(sift_dir)
@@ -239,7 +255,14 @@ def run_bench(
         script = cmd[0] if cmd[0] != sys.executable else None
         prof = ["-m", "cProfile", "-o", str(out / "sift.prof")]
         cmd = [sys.executable, *prof, script, *cmd[1:]] if script else [sys.executable, *prof, *cmd[1:]]
-    sift = run_measured(cmd, out / "sift.log")
+    runs = []
+    for _ in range(max(1, repeat)):
+        if sift_dir.exists():
+            shutil.rmtree(sift_dir)
+        runs.append(run_measured(cmd, out / "sift.log"))
+    ok = [r for r in runs if r["returncode"] == 0]
+    sift = min(ok, key=lambda r: r["seconds"]) if ok else runs[-1]
+    sift["rounds_seconds"] = [round(r["seconds"], 2) for r in runs]
     if profile_sift and (out / "sift.prof").exists():
         sift["profile_top"] = profile_top(out / "sift.prof")
     brute_pairs_path = out / "brute_pairs.parquet"
@@ -348,9 +371,11 @@ def report(result: dict) -> str:
         r = result.get(key)
         if r is None:
             continue
+        rounds = r.get("rounds_seconds", [])
         lines.append(
             f"  {label:<13} wall {r['seconds']:9.2f} s   cpu {r['cpu_seconds']:9.2f} s   "
             f"peak RSS {r['peak_rss_mib']:8.1f} MiB   exit {r['returncode']}"
+            + (f"   (fastest of {len(rounds)}: {rounds})" if len(rounds) > 1 else "")
         )
     b = result["brute_force"].get("stats")
     if b:
@@ -426,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile-sift", action="store_true", help="run sift under cProfile, print hot spots"
     )
     parser.add_argument("--no-cached-peer", action="store_true", help="skip the cached brute-force peer")
+    parser.add_argument("--repeat", type=int, default=1, help="run sift N times, keep its fastest run")
     parser.add_argument(
         "--sift", help="command that runs the sift CLI (default: `sift`, else python -m pipelines.cli)"
     )
@@ -446,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_sift_args=extra,
         with_cached_peer=not args.no_cached_peer,
         profile_sift=args.profile_sift,
+        repeat=args.repeat,
     )
     json_path = Path(args.json) if args.json else out / "contain_bench.json"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
