@@ -391,22 +391,7 @@ def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndar
         b = int(((v >> np.uint64(32)) * kk) >> np.uint64(32))  # bin from the high bits, no division
         if v < sig[b]:
             sig[b] = v
-    filled = 0
-    for p in range(k):
-        if sig[p] != _EMPTY:
-            filled += 1
-    if filled == 0 or filled == k:
-        return
-    orig = sig.copy()
-    for p in range(k):
-        if orig[p] == _EMPTY:
-            attempt = np.uint64(1)
-            while True:
-                b = int(_mix(seed ^ (np.uint64(p) << np.uint64(32)) ^ attempt) % kk)
-                if orig[b] != _EMPTY:
-                    sig[p] = orig[b] ^ _mix(np.uint64(attempt))
-                    break
-                attempt += np.uint64(1)
+    _densify(sig, k, seed)
 
 
 @nb.njit(cache=True)
@@ -460,7 +445,8 @@ def _oph_char_fused(src, s, e, ngram, seed, k, asc, sig) -> tuple[int, int]:
 
 @nb.njit(cache=True)
 def _densify(sig, k, seed) -> None:
-    """Optimal densification of a one-permutation signature (see `_signature_oph`)."""
+    """Optimal densification of a one-permutation signature: each empty bin takes the value of the first
+    non-empty bin on its own seeded probe sequence (the same sequence in every document)."""
     kk = np.uint64(k)
     filled = 0
     for p in range(k):
@@ -487,37 +473,23 @@ def _facts_one(src, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, r
     a, b = _exact_hash(src, s, e, seed)
     h1[d] = a
     h2[d] = b
-    if use_oph and not word and ngram <= 64:  # the default path, in one pass
+    fused = use_oph and not word and ngram <= 64  # the default path: shingles straight into the signature
+    if fused:
         ntok, m = _oph_char_fused(src, s, e, ngram, seed, k, asc, sig)
         nchars[d] = ntok  # one token per code point
-        nsh[d] = m
-        if m == 0:
-            for bb in range(bands):
-                keys[d, bb] = np.uint64(0)
-            for p in range(k):
-                sigs[d, p] = _EMPTY
-            return
-        _densify(sig, k, seed)
-        for bb in range(bands):
-            key = band_seeds[bb]
-            for r in range(rows):
-                key = _mix(key ^ sig[bb * rows + r])
-            keys[d, bb] = key
-        for p in range(k):
-            sigs[d, p] = sig[p]
-        return
-    ntok = _tokens(src, s, e, word, seed, tok, asc)
-    if word:
-        c = 0
-        i = s
-        while i < e:
-            _, ln = _decode(src, i)
-            i += ln
-            c += 1
-        nchars[d] = c
     else:
-        nchars[d] = ntok  # one token per code point
-    m = _window_hashes(tok, ntok, ngram, sh)
+        ntok = _tokens(src, s, e, word, seed, tok, asc)
+        if word:
+            c = 0
+            i = s
+            while i < e:
+                _, ln = _decode(src, i)
+                i += ln
+                c += 1
+            nchars[d] = c
+        else:
+            nchars[d] = ntok  # one token per code point
+        m = _window_hashes(tok, ntok, ngram, sh)
     nsh[d] = m
     if m == 0:
         for bb in range(bands):
@@ -525,7 +497,9 @@ def _facts_one(src, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, r
         for p in range(k):
             sigs[d, p] = _EMPTY
         return
-    if use_oph:
+    if fused:
+        _densify(sig, k, seed)
+    elif use_oph:
         _signature_oph(sh, m, k, seed, sig)
     else:
         _signature_minhash(sh, m, perm_seeds, sig)
