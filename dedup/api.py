@@ -39,8 +39,9 @@ def run(
     `documents`: a Table, a RecordBatch, or an iterable of those or of ingest results (objects with `.documents`
     and `.quarantine`, as `pipelines.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
     `input_fingerprint`: identifies the input for resuming (e.g. path, size, mtime); without it, a leftover work
-    folder is only reused if the config matches. `pool`: a side worker (dedup/side.py, warmed with
-    `outputs.REPORT_MODULES`) that draws the report while this process writes the outputs. Returns the stats dict (also written to stats.json).
+    folder is only reused if the config matches. `pool`: a side worker (`dedup.side.side_worker`, warmed with
+    `REPORT_MODULES`) that draws the report while this process writes the outputs. Returns the stats dict (also
+    written to stats.json).
     """
     config = config or DedupConfig()
     out = Path(output_dir)

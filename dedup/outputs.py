@@ -21,9 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.config import DedupConfig
-from dedup.side import REPORT_MODULES, call
-
-__all__ = ["OUTPUT_FILES", "REPORT_MODULES", "finalize", "write_kept"]
+from dedup.side import call
 from dedup.work import QUARANTINE_SCHEMA, WorkDir, write_json_atomic
 
 OUTPUT_COMPRESSION = "zstd"
@@ -283,10 +281,7 @@ def finalize(
     # written: in the side worker, which imported matplotlib while this process read the input, or on a thread
     # (Parquet's writer releases the GIL, matplotlib's imports and drawing hold it).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-report") as threads:
-        if pool is not None:
-            png = call(pool, cluster_histogram, stats, out / "cluster_sizes.png")
-        else:
-            png = threads.submit(cluster_histogram, stats, out / "cluster_sizes.png").result
+        png = call(pool if pool is not None else threads, cluster_histogram, stats, out / "cluster_sizes.png")
         write_kept(work, kept, out / "kept.parquet")
         removed = decisions.filter(pc.invert(decisions.column("kept")))
         _write(removed.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), out / "removed.parquet")

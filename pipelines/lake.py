@@ -543,7 +543,7 @@ def _iter_jsonl(
                 elif rest:
                     with memoryview(buf) as view:
                         view[:rest] = view[start:end]
-                start, end, newlines = 0, rest, None
+                start, end = 0, rest
             try:
                 with memoryview(buf) as view:
                     got = readinto(view[end : end + _READ])

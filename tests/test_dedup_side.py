@@ -9,8 +9,8 @@ import pyarrow as pa
 
 import dedup
 from dedup import DedupConfig
-from dedup.outputs import OUTPUT_FILES, REPORT_MODULES
-from dedup.side import side_worker
+from dedup.outputs import OUTPUT_FILES
+from dedup.side import REPORT_MODULES, side_worker
 from pipelines.cli_dedup import SIDE_MIN_BYTES, _input_bytes
 
 
