@@ -142,7 +142,7 @@ def run_tool(cmd: list[str], out: Path, timeout: float) -> dict:
     return {
         "command": cmd,
         "returncode": proc.returncode,
-        "wall_s": round(wall, 2),
+        "wall_s": round(wall, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -339,7 +339,7 @@ def main() -> None:
                 prof.with_suffix(".prof.txt").write_text(summary)
                 run["profile"] = str(prof.with_suffix(".prof.txt"))
                 print(summary[:6000])
-            run["mb_per_s"] = round(mb / run["wall_s"], 2)
+            run["mb_per_s"] = round(mb / max(run["wall_s"], 1e-3), 2)
             status = (
                 "ok" if run["returncode"] == 0 else f"FAILED (exit {run['returncode']}, see {run['log']})"
             )
@@ -410,7 +410,7 @@ def main() -> None:
         for peer in PEERS:
             if peer in results:
                 report["sift_throughput_ratio"][peer] = round(
-                    runs[peer]["wall_s"] / runs["sift"]["wall_s"], 2
+                    runs[peer]["wall_s"] / max(runs["sift"]["wall_s"], 1e-3), 2
                 )
                 report["sift_cpu_time_ratio"][peer] = round(
                     runs[peer]["cpu_s"] / max(runs["sift"]["cpu_s"], 1e-9), 2
