@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dedup.containment.kernels import canon_equal, canonical, column_hash
+from dedup.containment.kernels import canon_equal, canon_hashes, canonical, column_hash
 from dedup.containment.recipes import decode_rows, encode_rows, table_checksum
 from dedup.containment.schema import TableSchema, column_infos, comparable, schema_graph, type_class
 from dedup.containment.stats import ColumnStats, TableStats, parquet_stats, prune_reason
@@ -56,6 +56,43 @@ def test_instants_strings_and_decimals():
     d1 = pa.array([Decimal("1.50"), Decimal("2")], pa.decimal128(10, 2))
     d2 = pa.array([Decimal("1.5000"), Decimal("2.0000")], pa.decimal128(12, 4))
     assert hashes(d1, "dec") == hashes(d2, "dec")
+
+
+@pytest.mark.parametrize(
+    ("klass", "columns"),
+    [
+        (
+            "num",
+            [pa.array([1, None, -3], pa.int64()), pa.array([], pa.int64()), pa.array([None, 7], pa.int64())],
+        ),
+        ("num", [pa.array([1.0, float("nan"), 2.5]), pa.array([None, -0.0]), pa.array([2.0**70])]),
+        ("num", [pa.array([2**64 - 1, None], pa.uint64()), pa.array([5], pa.uint64())]),
+        (
+            "str",
+            [pa.array(["a", None, "x" * 200]), pa.array([""]), pa.chunked_array([["bc", None], ["d" * 9]])],
+        ),
+        ("bool", [pa.array([True, None]), pa.array([False, False, True])]),
+        (
+            "time",
+            [pa.array([0, None, 1_700_000_000_123], pa.timestamp("ms")), pa.array([-1], pa.timestamp("ms"))],
+        ),
+        ("null", [pa.nulls(3), pa.nulls(0)]),
+    ],
+)
+def test_batched_normalise_and_hash_equal_the_single_column_calls(klass, columns):
+    """canon_hashes concatenates columns of one type to pay numpy's call costs once: each column's slice must be
+    exactly what canonical + column_hash give it alone (values, NULLs, hashes)."""
+    got = canon_hashes(columns, klass)
+    assert len(got) == len(columns)
+    for col, (canon, h) in zip(columns, got, strict=True):
+        alone = canonical(col, klass)
+        assert h.tolist() == column_hash(alone).tolist()
+        assert canon.valid.tolist() == alone.valid.tolist()
+        if alone.words is not None:
+            assert np.array_equal(canon.words, alone.words)
+        else:
+            assert canon.blobs.equals(alone.blobs)
+        assert canon_equal(canon, alone).all()
 
 
 def test_type_classes_and_schema_graph():

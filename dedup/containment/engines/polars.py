@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.containment.engines.base import LRU, ContentEngine
-from dedup.containment.kernels import canon_nbytes, canonical, column_hash, fold_fingerprints
+from dedup.containment.kernels import canon_hashes, canon_nbytes, canonical, column_hash, fold_fingerprints
 from dedup.containment.tables import iter_column_batches, read_table, read_tables
 
 _WHOLE_TABLE_BYTES = 32 << 20  # tables stored in fewer bytes are read whole (one read for hashes and recipes)
+_AHEAD_TABLES = 64  # tables read (on threads) and hashed (in one batch per type) together ahead of the checks
 
 
 def _sorted_distinct(x: np.ndarray) -> np.ndarray:
@@ -67,18 +68,53 @@ class PolarsEngine(ContentEngine):
 
     def prefetch(self, specs: list[tuple[int, tuple[str, ...]]]) -> None:
         """Read the tables these projections need ahead, on a few threads, in order of first need, while they fit
-        the table cache (reading dominates hashing; Arrow releases the GIL while it decodes)."""
-        todo, room = [], self.tables.budget - self.tables.used
-        for t in dict.fromkeys(t for t, _keys in specs):
-            if self._whole(t) and self.tables.items.get(t) is None and self.columns.items.get(t) is None:
-                todo.append(t)
-        for start in range(0, len(todo), 64):
-            chunk = todo[start : start + 64]
-            for t, (_ref, got) in zip(chunk, read_tables([self.refs[t] for t in chunk]), strict=True):
+        the table cache (reading dominates hashing; Arrow releases the GIL while it decodes); then normalise and
+        hash the columns they need, a batch of tables at a time (`canon_hashes`)."""
+        need: dict[int, dict[int, None]] = {}
+        for t, keys in specs:
+            if self._whole(t) and self.columns.items.get(t) is None:
+                by_key = self.schemas[t].by_key
+                need.setdefault(t, {}).update(dict.fromkeys(by_key[k].position for k in keys))
+        tables = list(need)
+        for start in range(0, len(tables), _AHEAD_TABLES):
+            chunk = tables[start : start + _AHEAD_TABLES]
+            todo = [t for t in chunk if self.tables.items.get(t) is None]
+            room = self.tables.budget - self.tables.used
+            for t, (_ref, got) in zip(todo, read_tables([self.refs[t] for t in todo]), strict=True):
                 if isinstance(got, Exception) or got.nbytes > room:
                     return  # errors are raised again by the reader that needs the table
                 room -= got.nbytes
                 self.tables.put(t, got, got.nbytes)
+            if not self._hash_ahead({t: need[t] for t in chunk}):
+                return
+
+    def _hash_ahead(self, need: dict[int, dict[int, None]]) -> bool:
+        """Normalise and hash the needed columns of these (cached) tables, grouped by Arrow type and class.
+        False when the hash cache has no room left for them."""
+        groups: dict[tuple[str, pa.DataType], list[tuple[int, int, pa.ChunkedArray]]] = {}
+        cells = 0
+        for t, positions in need.items():
+            table = self.tables.items.get(t)
+            if table is None:
+                continue
+            for pos in positions:
+                if self.columns.items.get((t, pos)) is not None:
+                    continue
+                col = table[0].column(pos)
+                if pa.types.is_dictionary(col.type):
+                    col = pa.chunked_array([c.dictionary_decode() for c in col.chunks], col.type.value_type)
+                klass = self.schemas[t].columns[pos].klass
+                groups.setdefault((klass, col.type), []).append((t, pos, col))
+                cells += len(col)
+        if 8 * cells > self.columns.budget - self.columns.used:
+            return False
+        for (klass, _type), cols in groups.items():
+            for (t, pos, _col), (canon, hashes) in zip(
+                cols, canon_hashes([c for _t, _p, c in cols], klass), strict=True
+            ):
+                self.canons.put((t, pos), canon, canon_nbytes(canon))
+                self.columns.put((t, pos), hashes, hashes.nbytes)
+        return True
 
     def column_hashes(self, t: int) -> list[np.ndarray]:
         got = self.columns.get(t)
