@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dedup.containment import kernels
 from dedup.containment.kernels import canon_equal, canon_hashes, canonical, column_hash
 from dedup.containment.recipes import decode_rows, encode_rows, table_checksum
 from dedup.containment.schema import TableSchema, column_infos, comparable, schema_graph, type_class
@@ -79,9 +80,12 @@ def test_instants_strings_and_decimals():
         ("null", [pa.nulls(3), pa.nulls(0)]),
     ],
 )
-def test_batched_normalise_and_hash_equal_the_single_column_calls(klass, columns):
-    """canon_hashes concatenates columns of one type to pay numpy's call costs once: each column's slice must be
-    exactly what canonical + column_hash give it alone (values, NULLs, hashes)."""
+@pytest.mark.parametrize("block", [1, 3, 32_768])
+def test_batched_normalise_and_hash_equal_the_single_column_calls(klass, columns, block, monkeypatch):
+    """canon_hashes concatenates columns of one type into blocks to pay numpy's call costs once: each column's
+    slice must be exactly what canonical + column_hash give it alone (values, NULLs, hashes), wherever the block
+    boundaries fall."""
+    monkeypatch.setattr(kernels, "_BLOCK_CELLS", block)
     got = canon_hashes(columns, klass)
     assert len(got) == len(columns)
     for col, (canon, h) in zip(columns, got, strict=True):

@@ -159,6 +159,7 @@ _MASK64 = (1 << 64) - 1
 # does any column with values over 64 words once numba is loaded anyway.
 _NUMPY_MAX_WORDS = 4096
 _NUMPY_WORDS_WITH_NUMBA = 64
+_BLOCK_CELLS = 32_768  # values normalised and hashed per call by canon_hashes
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -238,11 +239,29 @@ def column_hash(canon: Canon, seed: int = 0x5EED) -> np.ndarray:
 
 
 def canon_hashes(columns: list[pa.Array | pa.ChunkedArray], klass: str) -> list[tuple[Canon, np.ndarray]]:
-    """`canonical` and `column_hash` of several columns of one Arrow type and class in one pass.
+    """`canonical` and `column_hash` of several columns of one Arrow type and class, a block of them at a time.
 
     Most lake tables are small, and on a column of a thousand values the fixed cost of the numpy and Arrow calls
-    dominates; concatenated, the calls are paid once. Normalising and hashing are per value, so every column's
-    slice is exactly what the single-column calls give it."""
+    dominates; concatenated into blocks of about `_BLOCK_CELLS` values the calls are paid once per block, and each
+    block's temporaries stay in the CPU cache (one block per type for 2,000 tables: 3x slower than blocks).
+    Normalising and hashing are per value, so every column's slice is exactly what the single-column calls give."""
+    out: list[tuple[Canon, np.ndarray]] = []
+    block: list[pa.Array | pa.ChunkedArray] = []
+    cells = 0
+    for col in columns:
+        block.append(col)
+        cells += len(col)
+        if cells >= _BLOCK_CELLS:
+            out += _canon_hashes_block(block, klass)
+            block, cells = [], 0
+    if block:
+        out += _canon_hashes_block(block, klass)
+    return out
+
+
+def _canon_hashes_block(
+    columns: list[pa.Array | pa.ChunkedArray], klass: str
+) -> list[tuple[Canon, np.ndarray]]:
     chunks = [c for col in columns for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])]
     if len(columns) == 1 or not chunks:
         return [(canon := canonical(col, klass), column_hash(canon)) for col in columns]
