@@ -154,6 +154,7 @@ _BYTES_M = np.uint64(0x9FB21C651E98DF25)
 _BYTES_END = np.uint64(0xD6E8FEB86659FD93)
 _FOLD_M = np.uint64(0xC2B2AE3D27D4EB4F)
 _MASK64 = (1 << 64) - 1
+_TAIL_MASK = np.array([(1 << (8 * r)) - 1 for r in range(8)], dtype=np.uint64)
 # Byte strings are hashed in numpy one 8-byte word position at a time across rows; a column whose longest value has
 # more words than this goes to the numba kernel instead (one pass per row; loading numba costs about a second), as
 # does any column with values over 64 words once numba is loaded anyway.
@@ -163,9 +164,9 @@ _BLOCK_CELLS = 32_768  # values normalised and hashed per call by canon_hashes
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
+    """splitmix64's finaliser on a uint64 array (wrapping arithmetic), in place: pass a fresh temporary."""
+    x ^= x >> np.uint64(30)
+    x *= _M1
     x ^= x >> np.uint64(27)
     x *= _M2
     x ^= x >> np.uint64(31)
@@ -188,25 +189,18 @@ def _hash_bytes(
     start = offsets[:-1]
     length = offsets[1:] - start
     h = seed ^ (length.astype(np.uint64) * _BYTES_M)
+    # the little-endian 8-byte word starting at every byte position (zero past the end): one gather per word
+    padded = np.zeros(len(data) + 8, dtype=np.uint8)
+    padded[: len(data)] = data
+    word_at = np.ndarray((len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
     words = length // 8
     order = np.argsort(-words, kind="stable")  # rows by falling word count: the rows of pass i are a prefix
     active = np.searchsorted(-words[order], -np.arange(int(words.max()) if len(words) else 0), side="left")
     for i, count in enumerate(active.tolist()):  # the i-th full 8-byte word of every row that has one
         rows = order[:count]
-        p = start[rows] + 8 * i
-        w = np.zeros(len(rows), dtype=np.uint64)
-        for b in range(8):
-            w |= data[p + b].astype(np.uint64) << np.uint64(8 * b)
-        h[rows] = _mix(h[rows] ^ w) * _BYTES_M
-    p = start + 8 * words
-    rest = length - 8 * words
-    w = np.zeros(len(h), dtype=np.uint64)
-    for b in range(7):  # the last 0-7 bytes, little endian
-        rows = np.flatnonzero(rest > b)
-        if len(rows) == 0:
-            break
-        w[rows] |= data[p[rows] + b].astype(np.uint64) << np.uint64(8 * b)
-    out = _mix(h ^ w ^ _BYTES_END)
+        h[rows] = _mix(h[rows] ^ word_at[start[rows] + 8 * i]) * _BYTES_M
+    tail = word_at[start + 8 * words] & _TAIL_MASK[length - 8 * words]  # the last 0-7 bytes
+    out = _mix(h ^ tail ^ _BYTES_END)
     out[~valid] = null_hash
     return out
 
