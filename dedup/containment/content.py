@@ -47,10 +47,11 @@ class RowComparer:
     def __init__(self, ca: list[Canon], cb: list[Canon]) -> None:
         self.ca, self.cb = ca, cb
 
-    def equal(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
-        ok = np.ones(len(a_rows), dtype=bool)
+    def equal(self, a_rows: np.ndarray | None, b_rows: np.ndarray) -> np.ndarray:
+        """Row a_rows[i] of A against row b_rows[i] of B (a_rows None: every row of A in order)."""
+        ok = np.ones(len(b_rows), dtype=bool)
         for ca, cb in zip(self.ca, self.cb, strict=True):
-            ok &= canon_equal(ca.take(a_rows), cb.take(b_rows))
+            ok &= canon_equal(ca if a_rows is None else ca.take(a_rows), cb.take(b_rows))
         return ok
 
 
@@ -107,7 +108,7 @@ class ContentCheck:
         if (mapping < 0).any():  # cannot happen after an empty anti-join; refuse rather than guess
             return False, "confirm", {"unmatched_rows": int((mapping < 0).sum())}
         cmp = RowComparer(self._canons(a, keys), self._canons(b, keys))
-        ok = cmp.equal(np.arange(len(mapping), dtype=np.int64), mapping)
+        ok = cmp.equal(None, mapping)
         self.stats["confirmed_rows"] += len(mapping)
         bad = np.flatnonzero(~ok)
         self.stats["hash_collisions"] += len(bad)
