@@ -8,8 +8,9 @@ references in; everything here reads with pyarrow only, so both engines see exac
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -75,17 +76,30 @@ def _workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def read_tables(refs: Sequence[TableRef]) -> Iterator[tuple[TableRef, pa.Table | Exception]]:
-    """Read whole tables on a few threads, yielded in the given order (a read error is yielded, not raised)."""
+def _read_or_error(ref: TableRef) -> pa.Table | Exception:
+    try:
+        return read_table(ref)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller
+        return exc
 
-    def one(ref: TableRef) -> pa.Table | Exception:
-        try:
-            return read_table(ref)
-        except Exception as exc:  # noqa: BLE001 - handed to the caller
-            return exc
 
-    with ThreadPoolExecutor(_workers()) as ex:
-        yield from zip(refs, ex.map(one, refs), strict=True)
+def read_tables(
+    refs: Sequence[TableRef], window: int = 64
+) -> Iterator[tuple[TableRef, pa.Table | Exception]]:
+    """Read whole tables on a few threads, yielded in the given order (a read error is yielded, not raised).
+    At most `window` tables are read ahead of the one the caller takes, so the caller's own work on the tables
+    it has runs while the next ones are read; a caller that stops early cancels the reads not yet started."""
+    refs = list(refs)
+    ex = ThreadPoolExecutor(_workers())
+    try:
+        pending: deque[Future] = deque(ex.submit(_read_or_error, r) for r in refs[:window])
+        for i, ref in enumerate(refs):
+            got = pending.popleft().result()
+            if i + window < len(refs):
+                pending.append(ex.submit(_read_or_error, refs[i + window]))
+            yield ref, got
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def parquet_file(path: str) -> pq.ParquetFile:

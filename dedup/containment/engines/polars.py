@@ -76,17 +76,26 @@ class PolarsEngine(ContentEngine):
                 by_key = self.schemas[t].by_key
                 need.setdefault(t, {}).update(dict.fromkeys(by_key[k].position for k in keys))
         tables = list(need)
-        for start in range(0, len(tables), _AHEAD_TABLES):
-            chunk = tables[start : start + _AHEAD_TABLES]
-            todo = [t for t in chunk if self.tables.items.get(t) is None]
+        todo = [t for t in tables if self.tables.items.get(t) is None]
+        # the next chunk is read on threads while this one is hashed (numpy releases the GIL on whole blocks)
+        reads = read_tables([self.refs[t] for t in todo], window=2 * _AHEAD_TABLES)
+        try:
+            pending = set(todo)
             room = self.tables.budget - self.tables.used
-            for t, (_ref, got) in zip(todo, read_tables([self.refs[t] for t in todo]), strict=True):
-                if isinstance(got, Exception) or got.nbytes > room:
-                    return  # errors are raised again by the reader that needs the table
-                room -= got.nbytes
-                self.tables.put(t, got, got.nbytes)
-            if not self._hash_ahead({t: need[t] for t in chunk}):
-                return
+            for start in range(0, len(tables), _AHEAD_TABLES):
+                chunk = tables[start : start + _AHEAD_TABLES]
+                for t in chunk:
+                    if t not in pending:
+                        continue
+                    _ref, got = next(reads)
+                    if isinstance(got, Exception) or got.nbytes > room:
+                        return  # errors are raised again by the reader that needs the table
+                    room -= got.nbytes
+                    self.tables.put(t, got, got.nbytes)
+                if not self._hash_ahead({t: need[t] for t in chunk}):
+                    return
+        finally:
+            reads.close()
 
     def _hash_ahead(self, need: dict[int, dict[int, None]]) -> bool:
         """Normalise and hash the needed columns of these (cached) tables, grouped by Arrow type and class.
