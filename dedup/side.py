@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -44,6 +44,43 @@ def call(pool: Executor | None, fn: Callable[..., T], *args: Any) -> Callable[[]
     return result
 
 
+def share(
+    pool: Executor | None,
+    fn: Callable[[list[Any]], list[T]],
+    items: Sequence[Any],
+    chunks: int = 16,
+    local: Callable[[list[Any]], list[T]] | None = None,
+) -> list[T]:
+    """fn over every item (fn maps a list of items to a list of results), shared with the side worker: this
+    process takes chunks from the front (with `local` in place of fn when given, e.g. one that uses this
+    process's caches), the worker from the back; chunks the worker has not started when this process runs out
+    are taken back, so neither waits long for the other. Results come in item order."""
+    items = list(items)
+    if pool is None or len(items) < 2:
+        return (local or fn)(items)
+    size = max(1, -(-len(items) // chunks))
+    parts = [items[i : i + size] for i in range(0, len(items), size)]
+    half = len(parts) // 2
+    theirs: dict[int, Any] = {}
+    try:
+        for i in reversed(range(half, len(parts))):
+            theirs[i] = pool.submit(fn, parts[i])
+    except (BrokenProcessPool, RuntimeError):
+        pass
+    out: dict[int, list[T]] = {}
+    for i in range(len(parts)):
+        if i in theirs and not theirs[i].cancel():
+            continue  # started (or done) there
+        out[i] = (local or fn)(parts[i])
+    for i, future in theirs.items():
+        if i not in out:
+            try:
+                out[i] = future.result()
+            except BrokenProcessPool:
+                out[i] = (local or fn)(parts[i])
+    return [r for i in range(len(parts)) for r in out[i]]
+
+
 def _skip_teardown_at_exit() -> None:
     """In the worker: once it has finished (multiprocessing's own cleanup runs before its atexit handlers), end
     without the interpreter's teardown (~0.3 s with matplotlib and Arrow loaded) that the caller would wait for."""
@@ -53,6 +90,13 @@ def _skip_teardown_at_exit() -> None:
 def _import_all(modules: Sequence[str]) -> None:
     for name in modules:
         importlib.import_module(name)
+
+
+def warm(pool: Executor | None, modules: Sequence[str]) -> None:
+    """Have the worker import these modules next (after the tasks already queued), where it would idle."""
+    if pool is not None:
+        with suppress(BrokenProcessPool, RuntimeError):
+            pool.submit(_import_all, tuple(modules))
 
 
 @contextmanager

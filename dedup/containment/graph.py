@@ -7,6 +7,7 @@ the schema containment graph (step 1), prunes it with min-max statistics (step 2
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import pyarrow as pa
 from dedup.containment.config import ContainConfig
 from dedup.containment.content import ContentCheck, Edge, evidence_json
 from dedup.containment.schema import TableSchema, column_infos, schema_graph
-from dedup.containment.side import call
+from dedup.containment.side import LATER, share, warm
 from dedup.containment.stats import TableStats, prune_reason, table_stats
 from dedup.containment.tables import TableRef, read_schema, read_table
 
@@ -117,18 +118,13 @@ def read_metadata(
 ) -> tuple[list[TableRef], list[TableSchema], list[TableStats], list[dict]]:
     """Schemas and statistics of every readable table (sorted by name); unreadable ones become problems.
 
-    With `pool` (a side worker process), every other table is read there while this process reads the rest;
-    the result is the same as reading them all here."""
+    With `pool` (a side worker process), the tables are shared out with it in chunks; the result is the same as
+    reading them all here."""
     config = config or ContainConfig()
     problems = list(problems or [])
     ordered = sorted(refs, key=lambda r: r.name)
-    if pool is not None and len(ordered) > 1:
-        theirs = call(pool, _metadata_part, ordered[1::2], config, cache_dir)
-        parts: list = [None] * len(ordered)
-        parts[0::2] = _metadata_part(ordered[0::2], config, cache_dir)
-        parts[1::2] = theirs()
-    else:
-        parts = _metadata_part(ordered, config, cache_dir)
+    parts = share(pool, functools.partial(_metadata_part, config=config, cache_dir=cache_dir), ordered)
+    warm(pool, LATER)
     good: list[TableRef] = []
     schemas: list[TableSchema] = []
     tstats: list[TableStats] = []

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+# scipy (HiGHS) is imported where a solver runs: `sift contain` solves on its side worker, so the main process
+# never pays the import.
 
 
 @dataclass
@@ -67,6 +68,8 @@ def _scaled(cands: list[PlanEdge]) -> np.ndarray:
 
 def _matrix(cands: list[PlanEdge], n_tables: int):
     """Constraint rows: one per table (out-degree <= 1) and one per edge (edge + edges out of its container <= 1)."""
+    from scipy import sparse
+
     out_of: dict[int, list[int]] = {}
     for i, e in enumerate(cands):
         out_of.setdefault(e.table, []).append(i)
@@ -89,6 +92,8 @@ def _matrix(cands: list[PlanEdge], n_tables: int):
 
 
 def solve_exact(cands: list[PlanEdge], n_tables: int, time_limit: float) -> tuple[list[int], dict]:
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     if not cands:
         return [], {"solver": "none", "objective": 0.0}
     a, r = _matrix(cands, n_tables)
@@ -115,6 +120,8 @@ def solve_exact(cands: list[PlanEdge], n_tables: int, time_limit: float) -> tupl
 def lp_bound(cands: list[PlanEdge], n_tables: int, saving: float) -> dict:
     """The LP relaxation's optimum: an upper bound on the best possible saving, so `saving / bound` is a
     guarantee on how far a plan is from optimal."""
+    from scipy.optimize import linprog
+
     a, r = _matrix(cands, n_tables)
     scaled = _scaled(cands)
     lp = linprog(-scaled, A_ub=a, b_ub=np.ones(r), bounds=(0, 1), method="highs")

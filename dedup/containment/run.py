@@ -14,6 +14,7 @@ With `apply`, every table planned for deletion is rebuilt from its recipe again 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -184,11 +185,10 @@ def plan_and_write(
     pool: Executor | None = None,
 ) -> dict:
     """Plan deletions for a containment result, build and verify recipes, write every output, optionally apply.
-    `pool`: an optional side worker process that draws the graph meanwhile."""
+    `pool`: an optional side worker process that solves the plan and draws the graph meanwhile."""
     config = config or ContainConfig()
     os.makedirs(output_dir, exist_ok=True)
     t0 = time.perf_counter()
-    graph = start_graph(result, output_dir, pool)
     freq_log = read_access_log(access_log) if access_log else None
     names = [r.name for r in result.refs]
     nbytes = [r.bytes for r in result.refs]
@@ -197,6 +197,17 @@ def plan_and_write(
     else:
         freq = [freq_log.get(n, 0.0) for n in names]
     t1 = time.perf_counter()
+    # The solver runs on the side worker when there is one (it imports scipy there, not here); the first plan is
+    # asked for before the graph drawing, which then runs there while this process builds the recipes.
+    choose = functools.partial(
+        choose_deletions,
+        storage_cost=config.storage_cost_per_byte,
+        scan_cost=config.scan_cost_per_byte,
+        scan_bps=config.scan_bytes_per_second,
+        max_seconds=config.max_rebuild_seconds,
+        milp_max_edges=config.milp_max_edges,
+        time_limit=config.milp_time_limit_s,
+    )
     # Plan, build recipes, and re-plan without any edge whose recipe failed verification (e.g. a container
     # holding NaN where the table holds NULL: contained, but not rebuildable bit for bit).
     all_edges = [(e.contained, e.container) for e in result.edges]
@@ -204,21 +215,12 @@ def plan_and_write(
     cache: dict[tuple[int, int], dict] = {}
     recipe_s = 0.0
     recipe_engine = result.engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
+    planned = call(pool, choose, all_edges, names, nbytes, freq)
+    graph = start_graph(result, output_dir, pool)
     rounds = 0
     for _ in range(20):
         rounds += 1
-        plan, plan_info = choose_deletions(
-            [e for e in all_edges if e not in failed],
-            names,
-            nbytes,
-            freq,
-            storage_cost=config.storage_cost_per_byte,
-            scan_cost=config.scan_cost_per_byte,
-            scan_bps=config.scan_bytes_per_second,
-            max_seconds=config.max_rebuild_seconds,
-            milp_max_edges=config.milp_max_edges,
-            time_limit=config.milp_time_limit_s,
-        )
+        plan, plan_info = planned()
         tr = time.perf_counter()
         todo = {t: e for t, e in plan.items() if (t, e.container) not in cache}
         for t, rec in build_recipes(result, todo, config, recipe_engine).items():
@@ -228,6 +230,7 @@ def plan_and_write(
         if not bad:
             break
         failed |= bad
+        planned = call(pool, choose, [e for e in all_edges if e not in failed], names, nbytes, freq)
     plan_info.update(rounds=rounds, edges_failed_verification=len(failed))
     recipes = {t: cache[(t, e.container)] for t, e in plan.items()}
     failed_by_table = {t: f"from {names[c]}: {cache[(t, c)].get('error')}" for t, c in sorted(failed)}

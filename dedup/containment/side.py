@@ -1,6 +1,6 @@
 """A side worker process for an R2D2 run (the paper's steps run on a cluster; on one machine this puts the
-second core to work): half of the tables' metadata reads (step 2's inputs) and the containment graph drawing run
-there while the main process does the rest.
+second core to work): half of the tables' metadata reads (step 2's inputs), the deletion plan's solver and the
+containment graph drawing run there while the main process does the rest.
 
 The worker is spawned, never forked: Polars' and Arrow's thread pools do not survive a fork. It is started before
 the main process imports the heavy modules, and imports them itself meanwhile, so its start costs no wall time.
@@ -13,14 +13,24 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 
-from dedup.side import call
+from dedup.side import call, share, warm
 from dedup.side import side_worker as _side_worker
 
-__all__ = ["SIDE_MIN_TABLES", "call", "side_worker"]
+__all__ = ["LATER", "SIDE_MIN_TABLES", "call", "share", "side_worker", "warm"]
 
 SIDE_MIN_TABLES = 200  # smaller lakes are done before a worker would have finished importing
 # what the metadata reads need, imported while the main process imports (matplotlib waits for the drawing)
 WARM = ("dedup.containment.graph",)
+# what the solver and the drawing need, imported once the metadata reads are queued (the worker idles through
+# the content check)
+LATER = (
+    "dedup.containment.plan",
+    "scipy.optimize",
+    "scipy.sparse",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.collections",
+)
 
 
 @contextmanager
