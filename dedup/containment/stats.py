@@ -172,21 +172,25 @@ def _leaf_index(md: pq.FileMetaData, ts: TableSchema) -> list[int | None]:
 
 def _distinct_rows(w: np.ndarray) -> int:
     """Exact number of distinct rows of an int64 matrix: numpy on small ones (a DataFrame costs ~1 ms to set
-    up), Polars' n_unique on large ones."""
+    up), Polars' n_unique on large ones. Constant columns (a number column's type tag, mostly) are skipped; the
+    rest are sorted together and the changes between neighbours counted."""
     n, k = w.shape
     if n == 0:
         return 0
     if n > 5000:
         return pl.DataFrame(w, schema=[f"w{i}" for i in range(k)], orient="row").n_unique()
-    uniq, code = np.unique(w[:, 0], return_inverse=True)
-    if k == 1:
-        return len(uniq)
-    for j in range(
-        1, k
-    ):  # dense codes of the row prefix: code < distinct prefixes * distinct values <= n * n
-        u, inv = np.unique(w[:, j], return_inverse=True)
-        code = np.unique(code.astype(np.int64) * len(u) + inv, return_inverse=True)[1]
-    return int(code.max()) + 1
+    cols = [w[:, j] for j in range(k) if not (w[:, j] == w[0, j]).all()]
+    if not cols:
+        return 1
+    if len(cols) == 1:
+        s = np.sort(cols[0])
+        return 1 + int(np.count_nonzero(s[1:] != s[:-1]))
+    order = np.lexsort(cols[::-1])
+    changed = np.zeros(n - 1, dtype=bool)
+    for c in cols:
+        s = c[order]
+        changed |= s[1:] != s[:-1]
+    return 1 + int(np.count_nonzero(changed))
 
 
 def computed_stats(table: pa.Table, ts: TableSchema) -> TableStats:
