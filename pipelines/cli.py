@@ -223,8 +223,8 @@ def main() -> None:
     """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
     from pipelines.config import ConfigError
     from pipelines.engines import EngineError
+    from pipelines.errors import InputError
     from pipelines.fastexit import exit_if_requested
-    from pipelines.lake import InputError
 
     try:
         app(standalone_mode=False)

@@ -49,7 +49,7 @@ def contain(
     """
     from dedup.containment.side import SIDE_MIN_TABLES, side_worker
     from pipelines.config import engine_choice, load_config
-    from pipelines.lake import InputError
+    from pipelines.errors import InputError
     from pipelines.lake_tables import discover_tables
 
     name, master = engine_choice(engine, spark_master)
@@ -93,7 +93,7 @@ def contain(
 
 def _run(refs, problems, cfg, master, lake, output, access_log, apply, pool) -> dict:
     from dedup.containment.run import run_contain
-    from pipelines.lake import InputError
+    from pipelines.errors import InputError
 
     spark = None
     if cfg.engine == "spark":
@@ -125,7 +125,7 @@ def rebuild(
 ) -> None:
     """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
     from dedup.containment.run import rebuild_table, write_table
-    from pipelines.lake import InputError
+    from pipelines.errors import InputError
 
     try:
         rebuilt = rebuild_table(str(plan), table)

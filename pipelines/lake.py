@@ -32,6 +32,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import zstandard
 
+from pipelines.errors import InputError as InputError  # raised here; defined apart for the CLI
+
 DOC_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string())])
 QUARANTINE_SCHEMA = pa.schema(
     [("file", pa.string()), ("row", pa.int64()), ("error", pa.string()), ("payload", pa.string())]
@@ -45,10 +47,6 @@ BATCH_BYTES = (
 )  # a JSONL batch also ends at this many bytes of records, so long documents stay bounded
 Opener = Callable[[], Any]
 _SOURCE_RE = re.compile(r"[^a-z0-9_.-]+")
-
-
-class InputError(Exception):
-    """An input that cannot be read at all (missing path, unknown format, missing required column)."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from dedup.containment.tables import TableRef, table_from_paths
-from pipelines.lake import InputError
+from pipelines.errors import InputError
 
 PARQUET_EXT = (".parquet", ".parq", ".pq")
 CSV_EXT = (".csv", ".csv.gz")
