@@ -176,10 +176,19 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def _hash_words(words: np.ndarray, valid: np.ndarray, seed: np.uint64, null_hash: np.uint64) -> np.ndarray:
     n, k = words.shape
-    h = np.full(n, seed, dtype=np.uint64)
     u = words.view(np.uint64)
+    # while every word so far is the same in all rows (a number column's type tag, mostly), the running hash is
+    # one value, mixed once instead of per row
+    h = np.full(1, seed, dtype=np.uint64)
     for j in range(k):
-        h = _mix(h ^ (u[:, j] + np.uint64((_WORD_STEP * (j + 1)) & _MASK64)))
+        col = u[:, j]
+        step = np.uint64((_WORD_STEP * (j + 1)) & _MASK64)
+        if len(h) == 1 and n > 1 and (col == col[0]).all():
+            h = _mix(h ^ (col[:1] + step))
+        else:
+            h = _mix(h ^ (col + step))
+    if len(h) != n:
+        h = np.full(n, h[0], dtype=np.uint64)
     h[~valid] = null_hash
     return h
 
