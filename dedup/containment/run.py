@@ -35,9 +35,9 @@ from dedup.containment.graph import ContainmentResult, find_containment
 from dedup.containment.plan import choose_deletions
 from dedup.containment.recipes import RECIPE_SCHEMA, make_recipe, rebuild, table_checksum, verify
 from dedup.containment.report import draw_graph
-from dedup.containment.side import SIDE_MIN_TABLES, call
+from dedup.containment.side import SIDE_MIN_TABLES, call, share
 from dedup.containment.stats import stats_rows
-from dedup.containment.tables import TableRef
+from dedup.containment.tables import TableRef, read_table
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -87,34 +87,52 @@ def read_access_log(path: str) -> dict[str, float]:
     return dict(out)
 
 
-def build_recipes(
-    result: ContainmentResult, plan: dict, config: ContainConfig, engine: PolarsEngine | None = None
-) -> dict[int, dict]:
-    """A verified-or-failed recipe for every planned deletion (row mapping from the fingerprints)."""
-    engine = engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
-    out = {}
-    read = engine.table
+def _recipe(item: tuple, original: pa.Table | None = None, container: pa.Table | None = None) -> dict:
+    """One verified-or-failed recipe. item = (table, container, ref, schema, container ref, container schema,
+    row mapping); the tables are read here unless given."""
+    _t, _c, ref, schema, cref, cschema, mapping = item
+    try:
+        return make_recipe(
+            ref,
+            schema,
+            cref,
+            cschema,
+            mapping,
+            original=read_table(ref) if original is None else original,
+            container_table=read_table(cref) if container is None else container,
+        )
+    except Exception as exc:
+        return {"table": ref.name, "verified": False, "error": f"{type(exc).__name__}: {exc}"}
 
+
+def _recipes(items: list[tuple]) -> list[dict]:
+    """Recipes that read their own tables (the side worker's share)."""
+    return [_recipe(item) for item in items]
+
+
+def build_recipes(
+    result: ContainmentResult,
+    plan: dict,
+    config: ContainConfig,
+    engine: PolarsEngine | None = None,
+    pool: Executor | None = None,
+) -> dict[int, dict]:
+    """A verified-or-failed recipe for every planned deletion (row mapping from the fingerprints). With `pool`
+    (a side worker) the recipes are shared out with it: it reads its tables itself, this process uses the
+    engine's cached ones."""
+    engine = engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
+    items = []
     for t, e in sorted(plan.items()):
+        c = e.container
         keys = tuple(sorted(result.schemas[t].keys))
-        mapping = engine.mapping(engine.projection(t, keys), engine.projection(e.container, keys))
-        try:
-            out[t] = make_recipe(
-                result.refs[t],
-                result.schemas[t],
-                result.refs[e.container],
-                result.schemas[e.container],
-                mapping,
-                original=read(t),
-                container_table=read(e.container),
-            )
-        except Exception as exc:
-            out[t] = {
-                "table": result.refs[t].name,
-                "verified": False,
-                "error": f"{type(exc).__name__}: {exc}",
-            }
-    return out
+        mapping = engine.mapping(engine.projection(t, keys), engine.projection(c, keys))
+        items.append((t, c, result.refs[t], result.schemas[t], result.refs[c], result.schemas[c], mapping))
+
+    def local(part: list[tuple]) -> list[dict]:
+        return [_recipe(item, engine.table(item[0]), engine.table(item[1])) for item in part]
+
+    recipes = share(pool, _recipes, items, local=local)
+    return {item[0]: rec for item, rec in zip(items, recipes, strict=True)}
 
 
 def run_contain(
@@ -223,7 +241,7 @@ def plan_and_write(
         plan, plan_info = planned()
         tr = time.perf_counter()
         todo = {t: e for t, e in plan.items() if (t, e.container) not in cache}
-        for t, rec in build_recipes(result, todo, config, recipe_engine).items():
+        for t, rec in build_recipes(result, todo, config, recipe_engine, pool).items():
             cache[(t, todo[t].container)] = rec
         recipe_s += time.perf_counter() - tr
         bad = {(t, e.container) for t, e in plan.items() if not cache[(t, e.container)].get("verified")}
