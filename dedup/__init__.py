@@ -5,11 +5,21 @@ Text dedup API: `dedup.run(documents, DedupConfig(...), output_dir, engine="pola
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dedup.config import DedupConfig
+if TYPE_CHECKING:
+    from dedup.config import DedupConfig
 
 __all__ = ["DedupConfig", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    """`DedupConfig` is imported on first use, so `dedup.containment` does not build the dedup config model."""
+    if name == "DedupConfig":
+        from dedup.config import DedupConfig
+
+        return DedupConfig
+    raise AttributeError(f"module 'dedup' has no attribute {name!r}")
 
 
 def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
