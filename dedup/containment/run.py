@@ -327,7 +327,6 @@ def plan_and_write(
             applied += 1
     t4 = time.perf_counter()
 
-    _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
     _atomic_parquet(
         pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), os.path.join(output_dir, "deletion_plan.parquet")
     )

@@ -22,6 +22,11 @@ _WHOLE_TABLE_BYTES = 32 << 20  # tables stored in fewer bytes are read whole (on
 _AHEAD_TABLES = 64  # tables read (on threads) and hashed (in one batch per type) together ahead of the checks
 
 
+def _table_bytes(table: pa.Table) -> int:
+    """Memory held by a table just read (its buffers; Table.nbytes, which looks for shared buffers, costs 4x)."""
+    return table.get_total_buffer_size()
+
+
 def _sorted_distinct(x: np.ndarray) -> np.ndarray:
     """np.unique by sorting (numpy's hash-based unique is several times slower on uint64 hashes)."""
     s = np.sort(x)
@@ -63,7 +68,7 @@ class PolarsEngine(ContentEngine):
         got = self.tables.get(t)
         if got is None:
             got = read_table(self.refs[t])
-            self.tables.put(t, got, got.nbytes)
+            self.tables.put(t, got, _table_bytes(got))
         return got
 
     def prefetch(self, specs: list[tuple[int, tuple[str, ...]]]) -> None:
@@ -88,10 +93,13 @@ class PolarsEngine(ContentEngine):
                     if t not in pending:
                         continue
                     _ref, got = next(reads)
-                    if isinstance(got, Exception) or got.nbytes > room:
-                        return  # errors are raised again by the reader that needs the table
-                    room -= got.nbytes
-                    self.tables.put(t, got, got.nbytes)
+                    if isinstance(got, Exception):
+                        return  # raised again by the reader that needs the table
+                    size = _table_bytes(got)
+                    if size > room:
+                        return
+                    room -= size
+                    self.tables.put(t, got, size)
                 if not self._hash_ahead({t: need[t] for t in chunk}):
                     return
         finally:
