@@ -20,7 +20,7 @@ from dedup.containment.content import ContentCheck, Edge, evidence_json
 from dedup.containment.schema import TableSchema, column_infos, schema_graph
 from dedup.containment.side import LATER, share, warm
 from dedup.containment.stats import TableStats, prune_reason, table_stats
-from dedup.containment.tables import TableRef, read_schema, read_table
+from dedup.containment.tables import TableRef, forget_csv, read_schema, read_table
 
 CONTAINMENT_SCHEMA = pa.schema(
     [
@@ -151,6 +151,7 @@ def find_containment(
     """Every exact containment A <= B among the tables (see the package docstring for the definition).
     `pool`: an optional side worker process that reads half of the tables' metadata."""
     config = config or ContainConfig()
+    forget_csv()  # a CSV parsed by an earlier run may have been rewritten since
     t0 = time.perf_counter()
     good, schemas, tstats, problems = read_metadata(
         refs, config, cache_dir=cache_dir, problems=problems, pool=pool

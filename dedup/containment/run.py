@@ -37,7 +37,7 @@ from dedup.containment.recipes import RECIPE_SCHEMA, make_recipe, rebuild, table
 from dedup.containment.report import draw_graph
 from dedup.containment.side import SIDE_MIN_TABLES, call, share
 from dedup.containment.stats import stats_rows
-from dedup.containment.tables import TableRef, read_table
+from dedup.containment.tables import TableRef, forget_csv, read_table
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -158,24 +158,28 @@ def run_contain(
         read_access_log(access_log)  # fail on a bad log before the long work
     if spark is not None or len(refs) < SIDE_MIN_TABLES:
         pool = None  # a small lake is done before the worker would help; a Spark run has its cluster
-    result = find_containment(
-        refs,
-        config,
-        spark=spark,
-        cache_dir=os.path.join(output_dir, "cache", "csv_stats"),
-        problems=problems,
-        pool=pool,
-    )
-    return plan_and_write(
-        result,
-        output_dir,
-        config,
-        lake_root=lake_root,
-        access_log=access_log,
-        apply=apply,
-        run_id=run_id,
-        pool=pool,
-    )
+    forget_csv()  # parsed CSV tables are shared between the steps of one run only
+    try:
+        result = find_containment(
+            refs,
+            config,
+            spark=spark,
+            cache_dir=os.path.join(output_dir, "cache", "csv_stats"),
+            problems=problems,
+            pool=pool,
+        )
+        return plan_and_write(
+            result,
+            output_dir,
+            config,
+            lake_root=lake_root,
+            access_log=access_log,
+            apply=apply,
+            run_id=run_id,
+            pool=pool,
+        )
+    finally:
+        forget_csv()
 
 
 def save_result(result: ContainmentResult, path: str) -> None:

@@ -8,7 +8,8 @@ references in; everything here reads with pyarrow only, so both engines see exac
 from __future__ import annotations
 
 import os
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -126,6 +127,42 @@ def read_schema(ref: TableRef) -> pa.Schema:
     return read_table(ref).schema
 
 
+# CSV tables parsed during one run, by file version: the statistics step parses a CSV whole (it has no footer) and
+# the content check needs the same table again. Bounded by bytes; emptied by `forget_csv` when a run starts and
+# ends (a file rewritten in place within the clock's resolution keeps its size and mtime).
+_CSV: OrderedDict[tuple[str, int, int], pa.Table] = OrderedDict()
+_CSV_BYTES = 256 << 20
+_csv_held = 0
+_csv_lock = threading.Lock()
+
+
+def forget_csv() -> None:
+    global _csv_held
+    with _csv_lock:
+        _CSV.clear()
+        _csv_held = 0
+
+
+def _read_csv(path: str) -> pa.Table:
+    global _csv_held
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    with _csv_lock:
+        got = _CSV.get(key)
+        if got is not None:
+            _CSV.move_to_end(key)
+            return got
+    table = pacsv.read_csv(path)
+    size = table.get_total_buffer_size()
+    with _csv_lock:
+        if size <= _CSV_BYTES and key not in _CSV:
+            _CSV[key] = table
+            _csv_held += size
+            while _csv_held > _CSV_BYTES:
+                _csv_held -= _CSV.popitem(last=False)[1].get_total_buffer_size()
+    return table
+
+
 def read_table(ref: TableRef, columns: Sequence[int] | None = None) -> pa.Table:
     """Read a whole table (optionally only the columns at the given positions), rows in lake order."""
     if ref.format == "parquet":
@@ -135,7 +172,7 @@ def read_table(ref: TableRef, columns: Sequence[int] | None = None) -> pa.Table:
             parts.append(pf.read(use_pandas_metadata=False, use_threads=_threads(pf.metadata)))
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     elif ref.format == "csv":
-        table = pacsv.read_csv(ref.paths[0])
+        table = _read_csv(ref.paths[0])
     else:
         raise ValueError(f"{ref.name}: unknown table format {ref.format!r}")
     if columns is not None:
