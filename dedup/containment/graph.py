@@ -149,7 +149,7 @@ def find_containment(
     pool: Executor | None = None,
 ) -> ContainmentResult:
     """Every exact containment A <= B among the tables (see the package docstring for the definition).
-    `pool`: an optional side worker process that reads half of the tables' metadata."""
+    `pool`: an optional side worker process that shares the tables' metadata reads."""
     config = config or ContainConfig()
     forget_csv()  # a CSV parsed by an earlier run may have been rewritten since
     t0 = time.perf_counter()

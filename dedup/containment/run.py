@@ -150,8 +150,9 @@ def run_contain(
 ) -> dict:
     """Find containment, plan deletions, write every output; optionally apply the plan. Returns stats.json.
 
-    `pool`: a side worker (side.side_worker, as `sift contain` starts one) for half of the metadata reads and
-    the graph drawing on lakes of SIDE_MIN_TABLES tables or more (Polars engine). Outputs are the same."""
+    `pool`: a side worker (side.side_worker, as `sift contain` starts one) sharing the metadata reads and the
+    recipes, solving the plan and drawing the graph, on lakes of SIDE_MIN_TABLES tables or more (Polars engine).
+    Outputs are the same."""
     config = config or ContainConfig()
     os.makedirs(output_dir, exist_ok=True)
     if access_log:
