@@ -155,12 +155,7 @@ def verify_edges(
             continue
         table = work.read_input(shard, ["text"])
         part = table.column("text").take(pa.array(involved[lo:hi] - first))
-        texts.append(pc.fill_null(part.combine_chunks(), ""))
-    # one copy of the involved texts: string offsets unless they could pass 2 GiB
-    if sum(t.get_total_buffer_size() for t in texts) >= 1 << 31 or any(
-        not pa.types.is_string(t.type) for t in texts
-    ):
-        texts = [t.cast(pa.large_string()) for t in texts]
+        texts.append(pc.fill_null(part.combine_chunks().cast(pa.large_string()), ""))
     raw = pa.concat_arrays(texts)
     ia, ib = np.searchsorted(involved, a), np.searchsorted(involved, b)
     sim[todo] = kernels.jaccard_texts(
