@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.containment.engines.base import LRU, ContentEngine
+from dedup.containment.cache import LRU
+from dedup.containment.engines.base import ContentEngine
 from dedup.containment.kernels import Canon, canon_equal, canon_nbytes, canonical
 from dedup.containment.schema import TableSchema
 from dedup.containment.tables import TableRef, read_columns

@@ -159,8 +159,7 @@ def run_contain(
         read_access_log(access_log)  # fail on a bad log before the long work
     if spark is not None or len(refs) < SIDE_MIN_TABLES:
         pool = None  # a small lake is done before the worker would help; a Spark run has its cluster
-    forget_csv()  # parsed CSV tables are shared between the steps of one run only
-    try:
+    try:  # find_containment starts with no parsed CSV kept; none is kept past the run
         result = find_containment(
             refs,
             config,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from dedup.containment.cache import LRU
 
 
 @dataclass(frozen=True)
@@ -130,37 +132,27 @@ def read_schema(ref: TableRef) -> pa.Schema:
 # CSV tables parsed during one run, by file version: the statistics step parses a CSV whole (it has no footer) and
 # the content check needs the same table again. Bounded by bytes; emptied by `forget_csv` when a run starts and
 # ends (a file rewritten in place within the clock's resolution keeps its size and mtime).
-_CSV: OrderedDict[tuple[str, int, int], pa.Table] = OrderedDict()
-_CSV_BYTES = 256 << 20
-_csv_held = 0
-_csv_lock = threading.Lock()
+_CSV = LRU(256 << 20)
+_csv_lock = threading.Lock()  # the readers of `read_tables` run on threads
 
 
 def forget_csv() -> None:
-    global _csv_held
     with _csv_lock:
         _CSV.clear()
-        _csv_held = 0
 
 
 def _read_csv(path: str) -> pa.Table:
-    global _csv_held
     st = os.stat(path)
     key = (path, st.st_size, st.st_mtime_ns)
     with _csv_lock:
         got = _CSV.get(key)
-        if got is not None:
-            _CSV.move_to_end(key)
-            return got
-    table = pacsv.read_csv(path)
-    size = table.get_total_buffer_size()
-    with _csv_lock:
-        if size <= _CSV_BYTES and key not in _CSV:
-            _CSV[key] = table
-            _csv_held += size
-            while _csv_held > _CSV_BYTES:
-                _csv_held -= _CSV.popitem(last=False)[1].get_total_buffer_size()
-    return table
+    if got is None:
+        got = pacsv.read_csv(path)
+        size = got.get_total_buffer_size()
+        with _csv_lock:
+            if size <= _CSV.budget:
+                _CSV.put(key, got, size)
+    return got
 
 
 def read_table(ref: TableRef, columns: Sequence[int] | None = None) -> pa.Table:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from dedup.containment.engines.base import LRU, ContentEngine
+from dedup.containment.cache import LRU
+from dedup.containment.engines.base import ContentEngine
 from dedup.containment.kernels import canon_hashes, canon_nbytes, canonical, column_hash, fold_fingerprints
 from dedup.containment.tables import iter_column_batches, read_table, read_tables
 
