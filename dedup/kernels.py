@@ -810,36 +810,127 @@ def _table_mask(m: int) -> int:
 
 
 @nb.njit(cache=True)
-def _shingles_of(d, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ngram, word,
-                 seed, tok, sh, buf, asc):  # fmt: skip
-    """Shingle hashes of document d into sh (normalising it first into buf with normalise_first); returns
-    (count, tok, sh, buf), the buffers grown if they were too small."""
+def _text_of(d, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, buf):
+    """(src, start, end, buf) of document d's normalised text: its own bytes, or (normalise_first) the raw text
+    normalised into buf, which is grown if too small and returned."""
     s = offsets[d]
     t = offsets[d + 1]
-    j = alt[d] if normalise_first else -1
-    size = t - s if j < 0 else max(t - s, alt_offsets[j + 1] - alt_offsets[j])
-    if size + 1 > tok.shape[0]:
-        tok = np.empty(2 * (size + 1), np.uint64)
-        sh = np.empty(2 * (size + 1), np.uint64)
     if not normalise_first:
-        return _doc_shingles(data, s, t, ngram, word, seed, tok, sh, asc), tok, sh, buf
+        return data, s, t, buf
+    j = alt[d]
+    size = t - s if j < 0 else max(t - s, alt_offsets[j + 1] - alt_offsets[j])
     if size > buf.shape[0]:
         buf = np.empty(2 * size, np.uint8)
     if j < 0:
         w = _strip_collapse_doc(data, s, t, table, punct_mask, buf, 0)
     else:
         w = _strip_collapse_doc(alt_data, alt_offsets[j], alt_offsets[j + 1], table, punct_mask, buf, 0)
-    return _doc_shingles(buf, 0, w, ngram, word, seed, tok, sh, asc), tok, sh, buf
+    return buf, 0, w, buf
+
+
+@nb.njit(inline="always", cache=True)
+def _out_of_reach(inter: int, rest: int, na: int, nb_: int, thr: float) -> bool:
+    """Whether a pair can no longer reach Jaccard thr: with `inter` shared and `nb_` unique shingles of b seen
+    and at most `rest` shingles of b to come, J <= min(inter + rest, na) / (na + nb_ - inter)."""
+    top = inter + rest
+    if top > na:
+        top = na
+    return top < thr * (na + nb_ - inter)
+
+
+@nb.njit(cache=True)
+def _char_set(src, s, e, ngram, seed, asc, keys, mask) -> int:
+    """Insert every character n-gram shingle hash of src[s:e] into the set keys[0..mask] (the values of
+    `_doc_shingles`, computed in one pass with a ring of the last n tokens); returns the number of new ones."""
+    top = np.uint64(1)
+    for _ in range(ngram):
+        top = top * _POLY  # (h - gone * POLY^(n-1)) * POLY == h * POLY - gone * POLY^n
+    mixed_n = np.uint64(ngram)
+    ring = np.empty(64, np.uint64)  # callers keep ngram <= 64
+    h = np.uint64(0)
+    n = 0
+    u = 0
+    i = s
+    while i < e:
+        b0 = src[i]
+        if b0 < 0x80:
+            t = asc[b0]
+            i += 1
+        else:
+            cp, ln = _decode(src, i)
+            t = _mix(np.uint64(cp) ^ seed)
+            i += ln
+        gone = ring[(n - ngram) & 63] if n >= ngram else np.uint64(0)
+        h = h * _POLY + (t - gone * top)
+        ring[n & 63] = t
+        n += 1
+        if n >= ngram and _set_insert(keys, mask, _nonzero(_mix(h ^ mixed_n))):
+            u += 1
+    if 0 < n < ngram and _set_insert(keys, mask, _nonzero(_mix(h ^ np.uint64(n)))):
+        u += 1
+    return u
+
+
+@nb.njit(cache=True)
+def _char_probe(src, s, e, ngram, seed, asc, keys, mask, keys_a, mask_a, na, thr):
+    """b's side of a pair, in one pass like `_char_set`: each shingle of src[s:e] is inserted into b's set and,
+    when new, looked up in a's. Returns (shared, unique of b, rest): rest is 0 when b was streamed whole; with
+    thr > 0 it stops as soon as Jaccard thr is out of reach (`_out_of_reach`; each byte still to come is at most
+    one more shingle), and rest is the bytes it left."""
+    top = np.uint64(1)
+    for _ in range(ngram):
+        top = top * _POLY
+    mixed_n = np.uint64(ngram)
+    ring = np.empty(64, np.uint64)
+    h = np.uint64(0)
+    n = 0
+    u = 0
+    inter = 0
+    check = 0
+    i = s
+    while i < e:
+        if thr > 0.0 and n >= check:
+            if _out_of_reach(inter, e - i, na, u, thr):
+                return inter, u, e - i
+            check = n + 128
+        b0 = src[i]
+        if b0 < 0x80:
+            t = asc[b0]
+            i += 1
+        else:
+            cp, ln = _decode(src, i)
+            t = _mix(np.uint64(cp) ^ seed)
+            i += ln
+        gone = ring[(n - ngram) & 63] if n >= ngram else np.uint64(0)
+        h = h * _POLY + (t - gone * top)
+        ring[n & 63] = t
+        n += 1
+        if n >= ngram:
+            v = _nonzero(_mix(h ^ mixed_n))
+            if _set_insert(keys, mask, v):
+                u += 1
+                if _set_contains(keys_a, mask_a, v):
+                    inter += 1
+    if 0 < n < ngram:
+        v = _nonzero(_mix(h ^ np.uint64(n)))
+        if _set_insert(keys, mask, v):
+            u += 1
+            if _set_contains(keys_a, mask_a, v):
+                inter += 1
+    return inter, u, 0
 
 
 @nb.njit(cache=True)
 def _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb, lo, hi,
-                   ngram, word, seed, out):  # fmt: skip
+                   ngram, word, seed, thr, out):  # fmt: skip
     """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed.
     Each set is a table of only as many slots as its own document needs (cleared before use, one cache line
     touched per probe), so a huge document met earlier does not spread later small ones over a large table.
-    With normalise_first the texts are raw and each is normalised into a small buffer first."""
+    With normalise_first the texts are raw and each is normalised into a small buffer first. Character
+    shingles (ngram <= 64) are hashed straight into the sets; word shingles go through token arrays. With
+    thr > 0, a `b` stops streaming once the pair cannot reach thr, and out[e] is then an upper bound below thr."""
     asc = _ascii_tokens(seed)
+    fused = not word and ngram <= 64
     tok = np.empty(1024, np.uint64)
     sh = np.empty(1024, np.uint64)
     buf = np.empty(1024, np.uint8)
@@ -851,42 +942,62 @@ def _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
     for e in range(lo, hi):
         if ea[e] != cur:
             cur = ea[e]
-            m, tok, sh, buf = _shingles_of(cur, offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
-                                           normalise_first, ngram, word, seed, tok, sh, buf, asc)  # fmt: skip
-            mask_a = _table_mask(m)
+            src, s, t, buf = _text_of(cur, offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
+                                      normalise_first, buf)  # fmt: skip
+            mask_a = _table_mask(t - s)  # at most one shingle per byte
             if mask_a + 1 > keys_a.shape[0]:
                 keys_a = np.zeros(mask_a + 1, np.uint64)
             else:
                 keys_a[: mask_a + 1] = 0
-            na = 0
-            for j in range(m):
-                if _set_insert(keys_a, mask_a, _nonzero(sh[j])):
-                    na += 1
-        m, tok, sh, buf = _shingles_of(eb[e], offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
-                                       normalise_first, ngram, word, seed, tok, sh, buf, asc)  # fmt: skip
-        mask_b = _table_mask(m)
+            if fused:
+                na = _char_set(src, s, t, ngram, seed, asc, keys_a, mask_a)
+            else:
+                if t - s + 1 > tok.shape[0]:
+                    tok = np.empty(2 * (t - s + 1), np.uint64)
+                    sh = np.empty(2 * (t - s + 1), np.uint64)
+                m = _doc_shingles(src, s, t, ngram, word, seed, tok, sh, asc)
+                na = 0
+                for j in range(m):
+                    if _set_insert(keys_a, mask_a, _nonzero(sh[j])):
+                        na += 1
+        src, s, t, buf = _text_of(eb[e], offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
+                                  normalise_first, buf)  # fmt: skip
+        mask_b = _table_mask(t - s)
         if mask_b + 1 > keys_b.shape[0]:
             keys_b = np.zeros(mask_b + 1, np.uint64)
         else:
             keys_b[: mask_b + 1] = 0
-        nb_ = 0
-        inter = 0
-        for j in range(m):
-            h = _nonzero(sh[j])
-            if _set_insert(keys_b, mask_b, h):
-                nb_ += 1
-                if _set_contains(keys_a, mask_a, h):
-                    inter += 1
+        if fused:
+            inter, nb_, rest = _char_probe(src, s, t, ngram, seed, asc, keys_b, mask_b, keys_a, mask_a, na,
+                                              thr)  # fmt: skip
+        else:
+            if t - s + 1 > tok.shape[0]:
+                tok = np.empty(2 * (t - s + 1), np.uint64)
+                sh = np.empty(2 * (t - s + 1), np.uint64)
+            m = _doc_shingles(src, s, t, ngram, word, seed, tok, sh, asc)
+            nb_ = 0
+            inter = 0
+            rest = 0
+            for j in range(m):
+                if thr > 0.0 and (j & 127) == 0 and _out_of_reach(inter, m - j, na, nb_, thr):
+                    rest = m - j
+                    break
+                h = _nonzero(sh[j])
+                if _set_insert(keys_b, mask_b, h):
+                    nb_ += 1
+                    if _set_contains(keys_a, mask_a, h):
+                        inter += 1
+        # exact when b was streamed whole (rest == 0, inter <= na); else the bound `_out_of_reach` compared
         union = na + nb_ - inter
-        out[e] = inter / union if union > 0 else 0.0
+        out[e] = min(inter + rest, na) / union if union > 0 else 0.0
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def _jaccard_grouped(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb, bounds,
-                     ngram, word, seed, out):  # fmt: skip
+                     ngram, word, seed, thr, out):  # fmt: skip
     for c in nb.prange(bounds.shape[0] - 1):
         _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb,
-                       bounds[c], bounds[c + 1], ngram, word, seed, out)  # fmt: skip
+                       bounds[c], bounds[c + 1], ngram, word, seed, thr, out)  # fmt: skip
 
 
 def jaccard_texts(
@@ -899,9 +1010,12 @@ def jaccard_texts(
     seed: int,
     normalise_first: bool = False,
     unicode_punctuation: bool = True,
+    threshold: float = 0.0,
 ) -> np.ndarray:
     """Exact Jaccard of the shingle sets of texts a[i] and b[i] (indices into `texts`: normalised texts, or raw
-    ones normalised on the fly with `normalise_first`).
+    ones normalised on the fly with `normalise_first`). With a `threshold`, a pair stops being streamed once
+    it cannot reach it, and its value is then an upper bound below the threshold; values at or above it are
+    always exact.
 
     Hash-set intersection, no sorting: edges are grouped by `a` so a star's centre is shingled once; the work is
     linear in the characters of the edges' documents, and memory is the texts, not their shingles.
@@ -930,17 +1044,26 @@ def jaccard_texts(
     res = np.empty(n, np.float64)
     mask = 2 if unicode_punctuation else 1
     _jaccard_grouped(offsets, data, alt, alt_offsets, alt_data, _char_classes(), mask, normalise_first, sa, sb,
-                     np.unique(bounds), ngram, word, np.uint64(seed), res)  # fmt: skip
+                     np.unique(bounds), ngram, word, np.uint64(seed), _stop_at(threshold), res)  # fmt: skip
     out[order] = res
     return out
 
 
-def jaccard_pairs(norm_a: pa.Array, norm_b: pa.Array, *, ngram: int, word: bool, seed: int) -> np.ndarray:
-    """Exact Jaccard of row-aligned pairs of normalised texts (the Spark engine's verification kernel)."""
+def _stop_at(threshold: float) -> float:
+    """The threshold the kernels stop at, a hair below the given one: a pair stopped there has Jaccard below
+    `threshold` even after the rounding of its final division."""
+    return float(threshold) * (1.0 - 1e-12) if threshold > 0 else 0.0
+
+
+def jaccard_pairs(
+    norm_a: pa.Array, norm_b: pa.Array, *, ngram: int, word: bool, seed: int, threshold: float = 0.0
+) -> np.ndarray:
+    """Exact Jaccard of row-aligned pairs of normalised texts (the Spark engine's verification kernel); with a
+    `threshold`, as in `jaccard_texts`."""
     n = len(norm_a)
     both = pa.concat_arrays([norm_a.cast(pa.large_string()), norm_b.cast(pa.large_string())])
     idx = np.arange(n, dtype=np.int64)
-    return jaccard_texts(both, idx, idx + n, ngram=ngram, word=word, seed=seed)
+    return jaccard_texts(both, idx, idx + n, ngram=ngram, word=word, seed=seed, threshold=threshold)
 
 
 # ---------------------------------------------------------------------------------------------------------------

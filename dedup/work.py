@@ -12,7 +12,9 @@ Layout:
                                        take), `.parquet` for the Spark engine (read by the cluster)
 - `input/_SUCCESS`                     every input batch is spilled (the input is not read again)
 - `facts/part-NNNNN.parquet` + `.done` per-document facts: hashes, lengths, LSH band keys (Polars engine)
-- `candidates.parquet`, `edges.parquet`, `decisions.parquet` + `.done` markers
+- `candidates.parquet`, `edges.parquet` (similarity exact at or above the threshold; below it, possibly an
+                                       upper bound: verification stops once an edge is out of reach),
+                                       `decisions.parquet` + `.done` markers
 """
 
 from __future__ import annotations

@@ -50,6 +50,31 @@ def test_exact_jaccard_kernels_agree_with_python(texts: list[str]) -> None:
     )
 
 
+@pytest.mark.parametrize("word", [False, True])
+def test_jaccard_threshold_stops_only_below_it(texts: list[str], word: bool) -> None:
+    """With a threshold, the kernel may stop streaming a pair that cannot reach it: every value at or above
+    the threshold is still exact, and a stopped pair's value is an upper bound that stays below it."""
+    rng = np.random.default_rng(4)
+    edited = []
+    for t in texts[:120]:  # near-duplicates at every distance: words dropped at rates 0-40%
+        words = t.split()
+        keep = rng.random(len(words)) >= rng.uniform(0.0, 0.4)
+        edited.append(" ".join(w for w, k in zip(words, keep, strict=True) if k))
+    raw = pa.array(texts + edited)
+    a = np.r_[np.arange(120), rng.integers(0, len(texts), 200)]
+    b = np.r_[np.arange(120) + len(texts), rng.integers(0, len(texts), 200)]
+    kw = {"ngram": 5 if word else 13, "word": word, "seed": 7, "normalise_first": True}
+    exact = kernels.jaccard_texts(raw, a, b, **kw)
+    for threshold in (0.5, 0.8, 0.9):
+        got = kernels.jaccard_texts(raw, a, b, threshold=threshold, **kw)
+        above = exact >= threshold
+        assert above.any() and (~above).any()
+        assert np.array_equal(got[above], exact[above])
+        assert (got[~above] < threshold).all() and (got[~above] >= exact[~above]).all()
+        if not word:
+            assert (got[~above] > exact[~above]).any()  # some pairs did stop early
+
+
 def test_facts_of_raw_texts_equal_facts_of_normalised(texts: list[str]) -> None:
     raw = pa.array(texts + ["ＡＢＣ　ｄ Café  e\u0301té!!" * 30, None, ""])
     kw = {"ngram": 13, "word": False, "seed": 3, "signature": "oph", "num_perm": 64, "bands": 16, "rows": 4}

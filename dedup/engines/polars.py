@@ -133,7 +133,9 @@ def verify_edges(
     work: WorkDir, fact_paths: list[str], a: np.ndarray, b: np.ndarray, config: DedupConfig
 ) -> np.ndarray:
     """Exact Jaccard of each candidate edge (NaN where the signature prefilter rejected it), from the raw texts of
-    only the documents of edges that pass (all that is held in memory), each normalised inside the kernel."""
+    only the documents of edges that pass (all that is held in memory), each normalised inside the kernel. An
+    edge below the threshold may hold an upper bound below it instead (the kernel stops once it is out of
+    reach); every similarity at or above the threshold is exact."""
     sim = np.full(a.size, np.nan)
     cut = kernels.prefilter_count(config)
     todo = np.arange(a.size)
@@ -167,6 +169,7 @@ def verify_edges(
         seed=config.seed,
         normalise_first=True,
         unicode_punctuation=config.strip_unicode_punctuation,
+        threshold=config.threshold,
     )
     return sim
 

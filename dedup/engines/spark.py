@@ -79,7 +79,12 @@ def _jaccard_fn(cfg_json: str):
                     batch.column("tb").take(idx), unicode_punctuation=cfg.strip_unicode_punctuation
                 )
                 sim[todo] = kernels.jaccard_pairs(
-                    na, nb, ngram=cfg.ngram, word=cfg.shingle == "word", seed=cfg.seed
+                    na,
+                    nb,
+                    ngram=cfg.ngram,
+                    word=cfg.shingle == "word",
+                    seed=cfg.seed,
+                    threshold=cfg.threshold,
                 )
             yield pa.RecordBatch.from_arrays(
                 [batch.column("a"), batch.column("b"), pa.array(sim, mask=np.isnan(sim))],
