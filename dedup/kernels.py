@@ -76,32 +76,76 @@ def _decode(data: np.ndarray, i: int) -> tuple[int, int]:
 
 
 _CLASS_TABLE: np.ndarray | None = None
+_PUNCT_ASCII, _PUNCT, _SPACE, _NFC_MAYBE = 1, 2, 4, 8
+
+
+def _lower_map() -> np.ndarray:
+    """int64 per code point: its lower case as pyarrow's `utf8_lower` maps it (utf8proc's simple mapping, one code
+    point to one code point, without context; checked here), so the kernels can fold case themselves."""
+    cps = np.r_[np.arange(0xD800), np.arange(0xE000, 0x110000)]  # every scalar value (no surrogates)
+    lengths = np.where(cps < 0x80, 1, np.where(cps < 0x800, 2, np.where(cps < 0x10000, 3, 4)))
+    offsets = np.zeros(cps.size + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    data = "".join(map(chr, cps.tolist())).encode("utf-8")
+    every = pa.StringArray.from_buffers(cps.size, pa.py_buffer(offsets), pa.py_buffer(data))
+    lowered = pc.utf8_lower(every)
+    if pc.min(pc.utf8_length(lowered)).as_py() != 1 or pc.max(pc.utf8_length(lowered)).as_py() != 1:
+        raise RuntimeError("pyarrow's utf8_lower maps a code point to several: the case table cannot hold it")
+    out = np.arange(0x110000, dtype=np.int64)
+    changed = np.flatnonzero(pc.not_equal(lowered, every).to_numpy(zero_copy_only=False))
+    out[cps[changed]] = [ord(t) for t in lowered.take(pa.array(changed)).to_pylist()]
+    return out
+
+
+def _nfc_maybe() -> np.ndarray:
+    """bool per code point: a text without any of these is in NFC (canonical combining marks, code points that
+    NFC changes, and those that can compose with what precedes them, Hangul vowel and trailing jamo included)."""
+    out = np.zeros(0x110000, np.bool_)
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        if unicodedata.combining(ch) or unicodedata.normalize("NFC", ch) != ch:
+            out[cp] = True
+        parts = unicodedata.decomposition(ch).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            out[int(parts[1], 16)] = True  # the second half of a canonical pair
+    out[0x1161:0x1176] = True  # Hangul vowel jamo (compose with a leading consonant)
+    out[0x11A8:0x11C3] = True  # Hangul trailing jamo (compose with an LV syllable)
+    return out
 
 
 def _char_classes() -> np.ndarray:
-    """uint8 per code point: bit 1 = ASCII punctuation (string.punctuation), bit 2 = Unicode punctuation (category
-    P*), bit 4 = whitespace (Python's str.isspace). Built once per process."""
+    """int32 per code point: bits 0-7 its classes (1 = ASCII punctuation, string.punctuation; 2 = Unicode
+    punctuation, category P*; 4 = whitespace, Python's str.isspace; 8 = may make a text non-NFC), bits 8+ its
+    lower case (`_lower_map`). Built once and cached on disk per Unicode, Python and pyarrow version."""
     global _CLASS_TABLE
     if _CLASS_TABLE is not None:
         return _CLASS_TABLE
     cache = Path(os.environ.get("SIFT_CACHE", Path.home() / ".cache" / "sift"))
-    path = cache / f"charclass-{unicodedata.unidata_version}-{sys.version_info[0]}{sys.version_info[1]}.npy"
+    version = f"{unicodedata.unidata_version}-{sys.version_info[0]}{sys.version_info[1]}-{pa.__version__}"
+    path = cache / f"chartable-{version}.npy"
     try:
         table = np.load(path)
-        if table.shape == (0x110000,):
+        if table.shape == (0x110000,) and table.dtype == np.int32:
             _CLASS_TABLE = table
             return table
     except (OSError, ValueError):
         pass
-    table = np.zeros(0x110000, np.uint8)
+    classes = np.zeros(0x110000, np.int32)
     for c in string.punctuation:
-        table[ord(c)] |= 1 | 2
+        classes[ord(c)] |= _PUNCT_ASCII | _PUNCT
     for cp in range(0x110000):
         ch = chr(cp)
         if unicodedata.category(ch).startswith("P"):
-            table[cp] |= 2
+            classes[cp] |= _PUNCT
         if ch.isspace():
-            table[cp] |= 4
+            classes[cp] |= _SPACE
+    classes[_nfc_maybe()] |= _NFC_MAYBE
+    lower = _lower_map()
+    if not np.array_equal(classes[lower] & 7, classes & 7):
+        raise RuntimeError("lower-casing changes the class of a code point")
+    table = (classes | (lower << 8)).astype(np.int32)
     try:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
@@ -113,10 +157,40 @@ def _char_classes() -> np.ndarray:
     return table
 
 
+@nb.njit(inline="always", cache=True)
+def _encode(cp: int, out: np.ndarray, w: int) -> int:
+    """Write code point cp as UTF-8 at out[w:]; returns the end."""
+    if cp < 0x80:
+        out[w] = cp
+        return w + 1
+    if cp < 0x800:
+        out[w] = 0xC0 | (cp >> 6)
+        out[w + 1] = 0x80 | (cp & 0x3F)
+        return w + 2
+    if cp < 0x10000:
+        out[w] = 0xE0 | (cp >> 12)
+        out[w + 1] = 0x80 | ((cp >> 6) & 0x3F)
+        out[w + 2] = 0x80 | (cp & 0x3F)
+        return w + 3
+    out[w] = 0xF0 | (cp >> 18)
+    out[w + 1] = 0x80 | ((cp >> 12) & 0x3F)
+    out[w + 2] = 0x80 | ((cp >> 6) & 0x3F)
+    out[w + 3] = 0x80 | (cp & 0x3F)
+    return w + 4
+
+
+@nb.njit(inline="always", cache=True)
+def _grown(size):
+    """Room for a normalised text of `size` raw bytes: lower-casing lengthens a few code points by a third (two
+    UTF-8 bytes to three)."""
+    return size + (size >> 1) + 4
+
+
 @nb.njit(cache=True)
 def _strip_collapse_doc(data, i, e, table, punct_mask, out, w):
-    """One document: ASCII letters lower-cased, punctuation code points dropped, whitespace runs turned into one
-    space, both ends trimmed; written to out[w:]. Returns the end of what was written."""
+    """One document (in NFC): letters lower-cased, punctuation code points dropped, whitespace runs turned into one
+    space, both ends trimmed; written to out[w:], which has room for `_grown` bytes. Returns the end of what was
+    written."""
     start = w
     pending = False
     while i < e:
@@ -151,9 +225,13 @@ def _strip_collapse_doc(data, i, e, table, punct_mask, out, w):
             out[w] = 32
             w += 1
         pending = False
-        for q in range(ln):
-            out[w + q] = data[i + q]
-        w += ln
+        low = c >> 8
+        if low == cp:
+            for q in range(ln):
+                out[w + q] = data[i + q]
+            w += ln
+        else:
+            w = _encode(low, out, w)
         i += ln
     return w
 
@@ -162,9 +240,9 @@ def _strip_collapse_doc(data, i, e, table, punct_mask, out, w):
 def _strip_collapse(
     bounds, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, cap_off, lengths, out
 ):
-    """Documents in byte-balanced chunks across threads; document d reads its raw bytes, or (alt[d] >= 0) the
-    NFC + lower-cased text alt_data[alt_offsets[alt[d]]:...] of a non-ASCII document. Each chunk writes its
-    documents one after another from the capacity offset of its first document (a document never grows)."""
+    """Documents in byte-balanced chunks across threads; document d reads its raw bytes, or (alt[d] >= 0) its NFC
+    alt_data[alt_offsets[alt[d]]:...]. Each chunk writes its documents one after another from the capacity offset
+    of its first document (room for `_grown` bytes of each non-ASCII document)."""
     for c in nb.prange(bounds.shape[0] - 1):
         w = cap_off[bounds[c]]
         for d in range(bounds[c], bounds[c + 1]):
@@ -179,10 +257,31 @@ def _strip_collapse(
             w = e
 
 
+@nb.njit(parallel=True, nogil=True, cache=True)
+def _any_nfc_maybe(offsets, data, docs, table, out):
+    """out[k]: whether document docs[k] holds a code point that may make it non-NFC (class bit 8)."""
+    for k in nb.prange(docs.shape[0]):
+        d = docs[k]
+        i = offsets[d]
+        e = offsets[d + 1]
+        hit = False
+        while i < e:
+            if data[i] < 0x80:
+                i += 1
+                continue
+            cp, ln = _decode(data, i)
+            if table[cp] & 8:
+                hit = True
+                break
+            i += ln
+        out[k] = hit
+
+
 def _prepared(texts: pa.Array | pa.ChunkedArray):
-    """(texts as a null-free string array, its offsets and bytes, alt, alt_offsets, alt_data): an ASCII text is
-    already NFC and lower-cases byte by byte in the numba pass, so only non-ASCII texts (alt[d] >= 0) are folded
-    here, by pyarrow's Unicode lower case, after NFC for the few that fail Python's NFC check."""
+    """(texts as a null-free string array, its offsets and bytes, alt, alt_offsets, alt_data): the kernels fold
+    case themselves (`_char_classes`), so only a text that is not in NFC gets a second form, its NFC in alt_data
+    (alt[d] >= 0). A text is checked by Python's NFC test only if it holds a code point that may need it (found
+    by a numba scan of the non-ASCII texts); the rest are NFC as they stand."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
     if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
@@ -191,18 +290,23 @@ def _prepared(texts: pa.Array | pa.ChunkedArray):
     n = len(texts)
     offsets, data = string_buffers(texts)
     alt = np.full(n, -1, np.int64)
+    none = texts, offsets, data, alt, np.zeros(1, np.int64), np.zeros(1, np.uint8)
     wide = (
         np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False)) if n else np.zeros(0, int)
     )
     if not wide.size:
-        return texts, offsets, data, alt, np.zeros(1, np.int64), np.zeros(1, np.uint8)
-    sub = texts.take(pa.array(wide))
+        return none
+    flagged = np.empty(wide.size, np.bool_)
+    _any_nfc_maybe(offsets, data, wide.astype(np.int64), _char_classes(), flagged)
+    maybe = wide[flagged]
+    if not maybe.size:
+        return none
+    sub = texts.take(pa.array(maybe))
     denormal = [i for i, t in enumerate(sub.to_pylist()) if not unicodedata.is_normalized("NFC", t)]
-    if denormal:
-        fixed = pc.utf8_normalize(sub.take(pa.array(denormal, pa.int64())), "NFC")
-        sub = pc.replace_with_mask(sub, _mask(len(sub), denormal), fixed)
-    alt_offsets, alt_data = string_buffers(pc.utf8_lower(sub))
-    alt[wide] = np.arange(wide.size)
+    if not denormal:
+        return none
+    alt_offsets, alt_data = string_buffers(pc.utf8_normalize(sub.take(pa.array(denormal, pa.int64())), "NFC"))
+    alt[maybe[denormal]] = np.arange(len(denormal))
     return texts, offsets, data, alt, alt_offsets, alt_data
 
 
@@ -210,14 +314,17 @@ def normalise(texts: pa.Array | pa.ChunkedArray, *, unicode_punctuation: bool = 
     """SlimPajama's text normalisation: NFC, lower case, punctuation removed, whitespace runs -> one space, trimmed.
 
     Nulls become empty strings. `unicode_punctuation=False` strips only `string.punctuation` (the recipe's set);
-    whitespace is Python's `str.isspace` set. Non-ASCII texts are folded by pyarrow (`_prepared`); the rest is
-    one parallel numba pass.
+    whitespace is Python's `str.isspace` set. Lower case is pyarrow's `utf8_lower` mapping, applied from a table
+    (`_char_classes`); only texts not already in NFC go through pyarrow's NFC (`_prepared`); the rest is one
+    parallel numba pass.
     """
     texts, offsets, data, alt, alt_offsets, alt_data = _prepared(texts)
     n = len(texts)
     cap = np.diff(offsets)
-    wide = np.flatnonzero(alt >= 0)
-    cap[wide] = np.maximum(cap[wide], np.diff(alt_offsets))
+    fixed = np.flatnonzero(alt >= 0)
+    cap[fixed] = np.maximum(cap[fixed], np.diff(alt_offsets)[alt[fixed]])
+    wide = ~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False) if n else np.zeros(0, np.bool_)
+    cap[wide] += (cap[wide] >> 1) + 4  # `_grown`
     cap_off = np.zeros(n + 1, np.int64)
     np.cumsum(cap, out=cap_off[1:])
     scratch = np.empty(max(int(cap_off[-1]), 1), np.uint8)
@@ -237,12 +344,6 @@ def normalise(texts: pa.Array | pa.ChunkedArray, *, unicode_punctuation: bool = 
     if total >= 2**31:
         return pa.LargeStringArray.from_buffers(n, pa.py_buffer(res_off), pa.py_buffer(res[:total]))
     return pa.StringArray.from_buffers(n, pa.py_buffer(res_off.astype(np.int32)), pa.py_buffer(res[:total]))
-
-
-def _mask(n: int, positions: list[int]) -> pa.BooleanArray:
-    mask = np.zeros(n, np.bool_)
-    mask[positions] = True
-    return pa.array(mask)
 
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -536,8 +637,8 @@ def _doc_facts_range(lo, hi, offsets, data, alt, alt_offsets, alt_data, table, p
             _facts_one(data, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
                        tok, sh, sig, asc, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
             continue
-        if size > buf.shape[0]:
-            buf = np.empty(2 * size, np.uint8)
+        if _grown(size) > buf.shape[0]:
+            buf = np.empty(2 * _grown(size), np.uint8)
         if j < 0:
             w = _strip_collapse_doc(data, s, e, table, punct_mask, buf, 0)
         else:
@@ -819,8 +920,8 @@ def _text_of(d, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, no
         return data, s, t, buf
     j = alt[d]
     size = t - s if j < 0 else max(t - s, alt_offsets[j + 1] - alt_offsets[j])
-    if size > buf.shape[0]:
-        buf = np.empty(2 * size, np.uint8)
+    if _grown(size) > buf.shape[0]:
+        buf = np.empty(2 * _grown(size), np.uint8)
     if j < 0:
         w = _strip_collapse_doc(data, s, t, table, punct_mask, buf, 0)
     else:

@@ -24,6 +24,38 @@ def test_normalise_matches_python(texts: list[str]) -> None:
     assert ascii_only == ["foo—bar baz"]
 
 
+def test_normalise_folds_case_and_nfc_like_pyarrow_and_python() -> None:
+    """Case is folded from a per-code-point table and only texts that may not be NFC meet Python's check: on
+    random texts of the code points where that matters (case pairs, ones that grow in UTF-8 when lower-cased,
+    combining marks, Hangul jamo, singletons NFC replaces, astral ones), the result is NFC, then pyarrow's
+    lower case, then the punctuation and whitespace rules."""
+    import unicodedata
+
+    rng = np.random.default_rng(11)
+    assigned = [
+        chr(c) for c in range(0x80, 0x600) if unicodedata.category(chr(c)) != "Cn"
+    ]  # (Unicode versions
+    # differ between Python and pyarrow on unassigned ones)
+    pool = assigned + list("AbZ .,!\n\t-_") + [
+        chr(c) for c in (0x23A, 0x23E, 0x130, 0x1E9E, 0x3A3, 0x1100, 0x1161, 0x11A8, 0xAC00, 0x301, 0x308,
+                         0x327, 0xF900, 0x212B, 0x2126, 0xFF21, 0x2028, 0x3000, 0x10400, 0x1F600)
+    ]  # fmt: skip
+    texts = ["".join(rng.choice(pool, rng.integers(0, 50))) for _ in range(3000)]
+    nfc_lower = pa.compute.utf8_lower(pa.array([unicodedata.normalize("NFC", t) for t in texts])).to_pylist()
+    expected = [" ".join("".join(c for c in t if not unicodedata.category(c).startswith("P")).split())
+                for t in nfc_lower]  # fmt: skip
+    assert kernels.normalise(pa.array(texts)).to_pylist() == expected
+    facts = kernels.document_facts(
+        pa.array(texts), normalise_first=True, ngram=5, word=False, seed=1, signature="oph", num_perm=32,
+        bands=8, rows=4,
+    )  # fmt: skip
+    plain = kernels.document_facts(
+        pa.array(expected), ngram=5, word=False, seed=1, signature="oph", num_perm=32, bands=8, rows=4
+    )
+    for key in plain:
+        assert np.array_equal(facts[key], plain[key]), key
+
+
 def test_exact_jaccard_kernels_agree_with_python(texts: list[str]) -> None:
     norm = kernels.normalise(pa.array(texts))
     rng = np.random.default_rng(1)
