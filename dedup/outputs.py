@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.config import DedupConfig
+from dedup.plots import cluster_histogram
 from dedup.side import call
 from dedup.work import QUARANTINE_SCHEMA, WorkDir, write_json_atomic
 
@@ -232,31 +233,6 @@ def report_markdown(stats: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def cluster_histogram(stats: dict[str, Any], path: Path) -> None:
-    """Bar chart of cluster sizes (documents per cluster -> number of clusters), log scale."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    hist = {int(k): v for k, v in stats["clusters"]["size_histogram"].items()}
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    if hist:
-        ax.bar([str(k) for k in hist], list(hist.values()), color="#3b6ea5")
-        ax.set_yscale("log")
-        if len(hist) > 20:
-            ax.set_xticks(range(0, len(hist), max(1, len(hist) // 10)))
-    else:
-        ax.text(0.5, 0.5, "no duplicate clusters", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("documents in cluster")
-    ax.set_ylabel("clusters")
-    ax.set_title("Duplicate cluster sizes")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, format="png", metadata={"Software": None})
-    os.replace(tmp, path)
 
 
 def finalize(

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# what drawing the dedup report's histogram needs (dedup.outputs.cluster_histogram)
-REPORT_MODULES = ("dedup.outputs", "matplotlib.figure", "matplotlib.backends.backend_agg")
+# what drawing the dedup report's histogram needs (dedup.plots.cluster_histogram)
+REPORT_MODULES = ("dedup.plots", "matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 def call(pool: Executor | None, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
