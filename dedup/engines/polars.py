@@ -2,9 +2,9 @@
 
 Plan, each phase a resumable work table (dedup/work.py):
 1. facts per input shard (kernels.facts_batch, computed while the batch streams in);
-2. exact-duplicate groups (hash of the normalised text) and LSH candidate edges: for each band, a group-by on the
-   band key (plus the source in local scope) links every member to the bucket's best-ranked member, so a bucket of
-   10,000 documents costs 9,999 edges, not 50 million;
+2. exact-duplicate groups (hash of the normalised text, a Polars window) and LSH candidate edges: for each band,
+   the nodes sorted by band key (plus the source in local scope) fall into buckets, and every member is linked to
+   its bucket's best-ranked member, so a bucket of 10,000 documents costs 9,999 edges, not 50 million;
 3. verified mode: exact Jaccard of every candidate edge from the shingle sets of only the documents involved;
 4. components (union-find, kernels.connected_components) and survivors (plan.assemble; greedy in verified mode).
 """
@@ -86,32 +86,42 @@ def exact_representatives(meta: pa.Table, rank: np.ndarray, config: DedupConfig)
 def candidate_edges(
     fact_paths: list[str], meta: pa.Table, rank: np.ndarray, nodes: np.ndarray, config: DedupConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) row pairs, a = the best-ranked member of a band bucket b shares, unique, sorted."""
+    """(a, b) row pairs, a = the best-ranked member of a band bucket b shares, unique, sorted.
+
+    Per band, the nodes are sorted by key (and source, in local scope); each run of equal keys is a bucket, its
+    centre the member of least rank (`np.minimum.reduceat`), and every other member gives one edge. The edges
+    of all bands are merged as (centre rank * n + rank) codes, so one 1-D `np.unique` sorts and dedupes them."""
     n = meta.num_rows
     bands, _ = config.banding
-    local = config.scope == "local"
     node_rows = np.flatnonzero(nodes)
-    source = meta.column("source").combine_chunks() if n else pa.array([], pa.string())
-    found: list[np.ndarray] = []
-    names = kernels.band_columns(bands)
-    keys = pa.concat_tables([pq.read_table(p, columns=names) for p in fact_paths]) if fact_paths else None
-    for name in names if keys is not None else []:
-        key = keys.column(name).to_numpy()
-        df = pl.DataFrame({"row": node_rows, "rank": rank[node_rows], "key": key[node_rows]})
-        group = ["key"]
-        if local:
-            df = df.with_columns(source=pl.Series(pc.take(source, pa.array(node_rows))))
-            group.append("source")
-        df = df.with_columns(center=pl.col("rank").min().over(group)).filter(
-            pl.col("rank") != pl.col("center")
-        )
-        found.append(np.stack([df["center"].to_numpy(), df["rank"].to_numpy()], axis=1))
-    if not found or not sum(len(f) for f in found):
+    if not fact_paths or not node_rows.size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pairs = np.unique(np.concatenate(found), axis=0)
+    names = kernels.band_columns(bands)
+    keys = pa.concat_tables([pq.read_table(p, columns=names) for p in fact_paths])
+    member = rank[node_rows]
+    codes = None
+    if config.scope == "local":
+        codes = pc.dictionary_encode(meta.column("source").combine_chunks()).indices.to_numpy()[node_rows]
+    found: list[np.ndarray] = []
+    for name in names:
+        key = keys.column(name).to_numpy()[node_rows]
+        order = np.argsort(key) if codes is None else np.lexsort((key, codes))
+        ks = key[order]
+        start = np.empty(order.size, np.bool_)
+        start[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=start[1:])
+        if codes is not None:
+            cs = codes[order]
+            start[1:] |= cs[1:] != cs[:-1]
+        ms = member[order]
+        firsts = np.flatnonzero(start)
+        centre = np.minimum.reduceat(ms, firsts)[np.cumsum(start) - 1]
+        other = ms != centre
+        found.append(centre[other] * n + ms[other])
+    pairs = np.unique(np.concatenate(found))
     row_of_rank = np.empty(n, np.int64)
     row_of_rank[rank] = np.arange(n, dtype=np.int64)
-    return row_of_rank[pairs[:, 0]], row_of_rank[pairs[:, 1]]
+    return row_of_rank[pairs // n], row_of_rank[pairs % n]
 
 
 def _signatures(
