@@ -350,11 +350,17 @@ def _files(out: Path) -> dict[str, bytes]:
 
 
 def test_output_is_byte_identical_whatever_the_batching(
-    corpus: pa.Table, verified_run: Path, tmp_path: Path
+    corpus: pa.Table, verified_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dedup.run(corpus.to_batches(max_chunksize=97), DedupConfig(batch_rows=100_000), tmp_path / "other")
     assert _files(tmp_path / "other") == _files(verified_run)
     assert not (tmp_path / "other" / "_work").exists()
+    # candidate buckets of a few bands per query (as on a corpus too large for one) give the same edges
+    from dedup.engines import polars as engine
+
+    monkeypatch.setattr(engine, "BAND_ROWS", 3 * corpus.num_rows)
+    dedup.run(corpus, DedupConfig(), tmp_path / "bands")
+    assert _files(tmp_path / "bands") == _files(verified_run)
 
 
 def test_slimpajama_mode_is_deterministic_and_one_survivor_per_component(

@@ -2,9 +2,9 @@
 
 Plan, each phase a resumable work table (dedup/work.py):
 1. facts per input shard (kernels.facts_batch, computed while the batch streams in);
-2. exact-duplicate groups (hash of the normalised text, a Polars window) and LSH candidate edges: for each band,
-   the nodes sorted by band key (plus the source in local scope) fall into buckets, and every member is linked to
-   its bucket's best-ranked member, so a bucket of 10,000 documents costs 9,999 edges, not 50 million;
+2. exact-duplicate groups (hash of the normalised text) and LSH candidate edges: a Polars window over (band, band
+   key, plus the source in local scope) links every member to its bucket's best-ranked member, so a bucket of
+   10,000 documents costs 9,999 edges, not 50 million; many bands go in one query;
 3. verified mode: exact Jaccard of every candidate edge from the shingle sets of only the documents involved;
 4. components (union-find, kernels.connected_components) and survivors (plan.assemble; greedy in verified mode).
 """
@@ -83,41 +83,54 @@ def exact_representatives(meta: pa.Table, rank: np.ndarray, config: DedupConfig)
     return rep
 
 
+BAND_ROWS = 1 << 22  # (band, key, rank) rows per candidate query: bands are grouped in one query up to this
+
+
 def candidate_edges(
     fact_paths: list[str], meta: pa.Table, rank: np.ndarray, nodes: np.ndarray, config: DedupConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) row pairs, a = the best-ranked member of a band bucket b shares, unique, sorted.
 
-    Per band, the nodes are sorted by key (and source, in local scope); each run of equal keys is a bucket, its
-    centre the member of least rank (`np.minimum.reduceat`), and every other member gives one edge. The edges
-    of all bands are merged as (centre rank * n + rank) codes, so one 1-D `np.unique` sorts and dedupes them."""
+    One Polars query per group of bands (as many as fit in `BAND_ROWS` rows, so memory stays bounded): a bucket
+    is a (band, key) pair, plus the source in local scope; its centre is the member of least rank (a window
+    minimum), and every other member gives one edge, as a (centre rank * n + rank) code that one `np.unique`
+    sorts and dedupes across bands."""
     n = meta.num_rows
     bands, _ = config.banding
     node_rows = np.flatnonzero(nodes)
-    if not fact_paths or not node_rows.size:
+    m = node_rows.size
+    if not fact_paths or not m:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     names = kernels.band_columns(bands)
-    keys = pa.concat_tables([pq.read_table(p, columns=names) for p in fact_paths])
     member = rank[node_rows]
-    codes = None
+    group = ["band", "key"]
+    extra: dict[str, Any] = {}
     if config.scope == "local":
         codes = pc.dictionary_encode(meta.column("source").combine_chunks()).indices.to_numpy()[node_rows]
+        group.append("source")
+    per_query = max(1, BAND_ROWS // m)
     found: list[np.ndarray] = []
-    for name in names:
-        key = keys.column(name).to_numpy()[node_rows]
-        order = np.argsort(key) if codes is None else np.lexsort((key, codes))
-        ks = key[order]
-        start = np.empty(order.size, np.bool_)
-        start[0] = True
-        np.not_equal(ks[1:], ks[:-1], out=start[1:])
-        if codes is not None:
-            cs = codes[order]
-            start[1:] |= cs[1:] != cs[:-1]
-        ms = member[order]
-        firsts = np.flatnonzero(start)
-        centre = np.minimum.reduceat(ms, firsts)[np.cumsum(start) - 1]
-        other = ms != centre
-        found.append(centre[other] * n + ms[other])
+    for lo in range(0, bands, per_query):
+        part = names[lo : lo + per_query]
+        keys = pa.concat_tables([pq.read_table(p, columns=part) for p in fact_paths])
+        if config.scope == "local":
+            extra = {"source": np.tile(codes, len(part))}
+        buckets = pl.DataFrame(
+            {
+                "band": np.repeat(np.arange(len(part), dtype=np.int32), m),
+                "key": np.concatenate([keys.column(name).to_numpy()[node_rows] for name in part]),
+                "rank": np.tile(member, len(part)),
+                **extra,
+            }
+        )
+        edges = (
+            buckets.lazy()
+            .with_columns(centre=pl.col("rank").min().over(group))
+            .filter(pl.col("rank") != pl.col("centre"))
+            .select(code=pl.col("centre") * n + pl.col("rank"))
+            .collect()
+        )
+        found.append(edges["code"].to_numpy())
     pairs = np.unique(np.concatenate(found))
     row_of_rank = np.empty(n, np.int64)
     row_of_rank[rank] = np.arange(n, dtype=np.int64)
