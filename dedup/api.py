@@ -13,7 +13,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,16 +51,13 @@ def run(
     engine: Literal["polars", "spark"] = "polars",
     spark: Any = None,
     input_fingerprint: str | None = None,
-    pool: Executor | None = None,
 ) -> dict[str, Any]:
     """Deduplicate documents (`id`, `text`, optional `source`, any other columns) and write the outputs.
 
     `documents`: a Table, a RecordBatch, or an iterable of those or of ingest results (objects with `.documents`
     and `.quarantine`, as `pipelines.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
     `input_fingerprint`: identifies the input for resuming (e.g. path, size, mtime); without it, a leftover work
-    folder is only reused if the config matches. `pool`: a side worker (`dedup.side.side_worker`, warmed with
-    `REPORT_MODULES`) that draws the report while this process writes the outputs. Returns the stats dict (also
-    written to stats.json).
+    folder is only reused if the config matches. Returns the stats dict (also written to stats.json).
     """
     config = config or DedupConfig()
     out = Path(output_dir)
@@ -106,7 +103,7 @@ def run(
         raise ValueError(f"unknown engine {engine!r} (polars or spark)")
 
     t = time.perf_counter()
-    stats = finalize(work, decisions, out, config, phases, pool)
+    stats = finalize(work, decisions, out, config, phases)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     write_json_atomic(

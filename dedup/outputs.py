@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ import pyarrow.parquet as pq
 
 from dedup.config import DedupConfig
 from dedup.plots import cluster_histogram
-from dedup.side import call
 from dedup.work import QUARANTINE_SCHEMA, WorkDir, write_json_atomic
 
 OUTPUT_COMPRESSION = "zstd"
@@ -241,10 +239,8 @@ def finalize(
     output_dir: str | os.PathLike[str],
     config: DedupConfig,
     phases: dict[str, Any],
-    pool: Executor | None = None,
 ) -> dict[str, Any]:
-    """Write every output file from the decisions table (sorted by `_row`, one row per document). With a side
-    worker (`pool`, dedup/side.py), the histogram is drawn there, else on a thread."""
+    """Write every output file from the decisions table (sorted by `_row`, one row per document)."""
     out = Path(output_dir)
     decisions = decisions.sort_by("_row")
     n = decisions.num_rows
@@ -253,20 +249,15 @@ def finalize(
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)
     quarantine = read_quarantine(work)
     stats = compute_stats(decisions, quarantine, config, phases)
-    # The histogram (matplotlib: ~1 s of import and drawing) is drawn while kept.parquet is compressed and
-    # written: in the side worker, which imported matplotlib while this process read the input, or on a thread
-    # (Parquet's writer releases the GIL, matplotlib's imports and drawing hold it).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-report") as threads:
-        png = call(pool if pool is not None else threads, cluster_histogram, stats, out / "cluster_sizes.png")
-        write_kept(work, kept, out / "kept.parquet")
-        removed = decisions.filter(pc.invert(decisions.column("kept")))
-        _write(removed.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), out / "removed.parquet")
-        clusters = decisions.filter(pc.is_valid(decisions.column("cluster_id")))
-        _write(clusters.select(CLUSTERS_SCHEMA.names).cast(CLUSTERS_SCHEMA), out / "clusters.parquet")
-        _write(quarantine, out / "quarantine.parquet")
-        write_json_atomic(stats, out / "stats.json")
-        tmp = out / f".report.md.{os.getpid()}.tmp"
-        tmp.write_text(report_markdown(stats))
-        os.replace(tmp, out / "report.md")
-        png()
+    cluster_histogram(stats, out / "cluster_sizes.png")  # Pillow: ~0.1 s
+    write_kept(work, kept, out / "kept.parquet")
+    removed = decisions.filter(pc.invert(decisions.column("kept")))
+    _write(removed.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), out / "removed.parquet")
+    clusters = decisions.filter(pc.is_valid(decisions.column("cluster_id")))
+    _write(clusters.select(CLUSTERS_SCHEMA.names).cast(CLUSTERS_SCHEMA), out / "clusters.parquet")
+    _write(quarantine, out / "quarantine.parquet")
+    write_json_atomic(stats, out / "stats.json")
+    tmp = out / f".report.md.{os.getpid()}.tmp"
+    tmp.write_text(report_markdown(stats))
+    os.replace(tmp, out / "report.md")
     return stats

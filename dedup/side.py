@@ -21,9 +21,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# what drawing the dedup report's histogram needs (dedup.plots.cluster_histogram)
-REPORT_MODULES = ("dedup.plots", "matplotlib.figure", "matplotlib.backends.backend_agg")
-
 
 def call(pool: Executor | None, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
     """Start fn(*args) on the side worker; the returned callable gives its result. Without a worker, or if the

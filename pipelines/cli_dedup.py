@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,6 @@ from rich.table import Table
 
 console = Console(stderr=True)
 out = Console()
-SIDE_MIN_BYTES = 32 << 20  # smaller inputs are done before a side worker would have finished importing
 
 
 def input_fingerprint(uri: str) -> str:
@@ -68,48 +66,40 @@ def dedup(
     (id, cluster_id), quarantine.parquet, stats.json, report.md, cluster_sizes.png and timings.json. A run that
     was killed resumes from OUTPUT/_work when started again with the same input and options.
     """
-    from dedup.side import REPORT_MODULES, side_worker
+    import dedup as dedup_pkg
+    from pipelines.config import engine_choice, load_config
+    from pipelines.lake import InputError, iter_documents
 
-    # A large local input gets a side worker (the report's drawing), started before the heavy imports below so
-    # that it imports meanwhile.
-    big = _input_bytes(input) >= SIDE_MIN_BYTES and (engine or "polars") == "polars"
-    with side_worker(big, REPORT_MODULES) as pool:
-        import dedup as dedup_pkg
-        from pipelines.config import engine_choice, load_config
-        from pipelines.lake import InputError, iter_documents
+    name, master = engine_choice(engine, spark_master)
+    for flag, value, allowed in (
+        ("--scope", scope, ("global", "local")),
+        ("--mode", mode, ("verified", "slimpajama")),
+    ):
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=flag)
+    priority = [s.strip() for s in source_priority.split(",") if s.strip()] if source_priority else None
+    cfg = load_config(
+        "dedup",
+        {"scope": scope, "mode": mode, "threshold": threshold, "source_priority": priority, "seed": seed},
+        file=config,
+    )
+    fingerprint = input_fingerprint(input)
+    docs = iter_documents(
+        input,
+        id_field=id_field,
+        text_field=text_field,
+        source_field=source_field,
+        batch_rows=cfg.batch_rows,  # type: ignore[attr-defined]
+    )
+    spark = None
+    if name == "spark":
+        from pipelines.engines import get_spark
 
-        name, master = engine_choice(engine, spark_master)
-        for flag, value, allowed in (
-            ("--scope", scope, ("global", "local")),
-            ("--mode", mode, ("verified", "slimpajama")),
-        ):
-            if value is not None and value not in allowed:
-                raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=flag)
-        priority = [s.strip() for s in source_priority.split(",") if s.strip()] if source_priority else None
-        cfg = load_config(
-            "dedup",
-            {"scope": scope, "mode": mode, "threshold": threshold, "source_priority": priority, "seed": seed},
-            file=config,
-        )
-        fingerprint = input_fingerprint(input)
-        docs = iter_documents(
-            input,
-            id_field=id_field,
-            text_field=text_field,
-            source_field=source_field,
-            batch_rows=cfg.batch_rows,  # type: ignore[attr-defined]
-        )
-        spark = None
-        if name == "spark":
-            from pipelines.engines import get_spark
-
-            spark = get_spark(master)
-        try:
-            stats = dedup_pkg.run(
-                docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint, pool=pool
-            )
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{input}: {exc}") from exc
+        spark = get_spark(master)
+    try:
+        stats = dedup_pkg.run(docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{input}: {exc}") from exc
     table = Table(title=f"sift dedup ({cfg.mode}, {cfg.scope}): {stats['rows_in']} rows in -> {output}")  # type: ignore[attr-defined]
     for col in ("source", "documents", "kept", "too_short", "exact_duplicate", "near_duplicate"):
         table.add_column(col, justify="left" if col == "source" else "right")
@@ -128,22 +118,6 @@ def dedup(
         from pipelines.fastexit import request
 
         request()
-
-
-def _input_bytes(uri: str) -> int:
-    """Bytes of a local input file or folder (standard library only); remote inputs count as large."""
-    if "://" in uri and not uri.startswith("file://"):
-        return SIDE_MIN_BYTES
-    path = uri.removeprefix("file://")
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            total += os.path.getsize(os.path.join(root, name))
-            if total >= SIDE_MIN_BYTES:
-                return total
-    return total
 
 
 def register(app: typer.Typer) -> None:
