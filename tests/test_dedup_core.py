@@ -383,3 +383,38 @@ def test_slimpajama_mode_is_deterministic_and_one_survivor_per_component(
     for r in read(tmp_path / "a", "removed.parquet").to_pylist():
         if r["reason"] == "near_duplicate":
             assert r["similarity"] is None
+
+
+@pytest.mark.parametrize("average_text", [40, 3000])
+def test_kept_file_bytes_do_not_depend_on_shards_or_runs(
+    tmp_path: Path, average_text: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kept.parquet is written from zero-copy slices of the spilled shards (one per run of kept rows): the same
+    kept rows give the same bytes whatever the shard sizes, for short and long texts (rows per page follow the
+    average text size), across row groups."""
+    from dedup import outputs
+    from dedup.outputs import write_kept
+    from dedup.work import WorkDir, spill
+
+    monkeypatch.setattr(outputs, "ROW_GROUP_ROWS", 1000)
+
+    rng = np.random.default_rng(average_text)
+    n = 5000
+    texts = ["".join(rng.choice(list(string.ascii_lowercase + " "), int(rng.integers(1, 2 * average_text))))
+             for _ in range(n)]  # fmt: skip
+    docs = pa.table({"id": [f"d{i}" for i in range(n)], "source": ["s"] * n, "text": texts})
+    kept = rng.random(n) < 0.7
+    text_bytes = int(sum(len(t) for t, k in zip(texts, kept, strict=True) if k))
+    files = []
+    for batch in (n, 333, 1024):
+        work = WorkDir(tmp_path / str(batch), {"run": batch}, spill="arrow")
+        spill(work, docs, batch)
+        write_kept(work, kept, tmp_path / f"kept-{batch}.parquet", text_bytes)
+        files.append((tmp_path / f"kept-{batch}.parquet").read_bytes())
+    assert files[0] == files[1] == files[2]
+    back = pq.read_table(tmp_path / f"kept-{n}.parquet")
+    assert pq.ParquetFile(tmp_path / f"kept-{n}.parquet").metadata.num_row_groups == -(
+        -int(kept.sum()) // 1000
+    )
+    assert back.column("id").to_pylist() == [f"d{i}" for i in np.flatnonzero(kept)]
+    assert back.column("text").to_pylist() == [texts[i] for i in np.flatnonzero(kept)]
