@@ -70,7 +70,7 @@ def run(
     if engine == "polars":
         # Facts of shard i are computed on a worker thread (the kernels release the GIL) while the reader parses
         # and spills shard i + 1; at most two shards are in flight, so memory stays bounded. The worker first
-        # imports the engine (numba kernels, Polars, SciPy: ~0.8 s) while the reader parses the first shard.
+        # imports the kernels (numba, which imports SciPy) and loads them while the reader parses the first shard.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-facts") as facts_thread:
             loaded = facts_thread.submit(_warm_engine, config)
             pending: deque[Future[None]] = deque()
@@ -86,6 +86,7 @@ def run(
             spill(work, documents, config.batch_rows, on_shard)
             timings["ingest"] = time.perf_counter() - t0
             t = time.perf_counter()
+            importlib.import_module("polars")  # for the plan, while the facts thread finishes the last shards
             while pending:
                 pending.popleft().result()
             plan = loaded.result()

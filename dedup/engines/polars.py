@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -58,6 +57,8 @@ def read_meta(fact_paths: list[str]) -> pa.Table:
 
 def exact_representatives(meta: pa.Table, rank: np.ndarray, config: DedupConfig) -> np.ndarray:
     """rep_row[row]: best-ranked row with the same normalised text (and source, in local scope); -1 if too short."""
+    import polars as pl  # (imported by `run` while the last facts finish, not by the facts thread)
+
     n = meta.num_rows
     df = pl.DataFrame(
         {
@@ -108,6 +109,8 @@ def candidate_edges(
     if config.scope == "local":
         codes = pc.dictionary_encode(meta.column("source").combine_chunks()).indices.to_numpy()[node_rows]
         group.append("source")
+    import polars as pl
+
     per_query = max(1, BAND_ROWS // m)
     found: list[np.ndarray] = []
     for lo in range(0, bands, per_query):
