@@ -64,7 +64,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 2}
+    fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 3}
     work = WorkDir(out, fingerprint, spill="arrow" if engine == "polars" else "parquet")
 
     if engine == "polars":

@@ -11,7 +11,8 @@ Layout:
                                        verification and the kept-documents writer touch only the rows they
                                        take), `.parquet` for the Spark engine (read by the cluster)
 - `input/_SUCCESS`                     every input batch is spilled (the input is not read again)
-- `facts/part-NNNNN.parquet` + `.done` per-document facts: hashes, lengths, LSH band keys (Polars engine)
+- `facts/part-NNNNN.arrow` + `.done`   per-document facts: hashes, lengths, LSH band keys, signatures (Polars
+                                       engine; Arrow IPC, memory-mapped when read back)
 - `candidates.parquet`, `edges.parquet` (similarity exact at or above the threshold; below it, possibly an
                                        upper bound: verification stops once an edge is out of reach),
                                        `decisions.parquet` + `.done` markers
@@ -59,6 +60,23 @@ def write_json_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def read_work_table(path: str | os.PathLike[str], columns: list[str] | None = None) -> pa.Table:
+    """A work table: Arrow IPC memory-mapped (zero-copy; only the pages used are read), or Parquet."""
+    path = Path(path)
+    if path.suffix == ".arrow":
+        table = ipc.open_file(pa.memory_map(str(path))).read_all()
+        return table.select(columns) if columns is not None else table
+    return pq.read_table(path, columns=columns)
+
+
+def write_work_table(table: pa.Table, path: Path) -> None:
+    """Write a work table in the format its suffix names (see `read_work_table`)."""
+    if path.suffix == ".arrow":
+        write_ipc_atomic(table, path)
+    else:
+        write_parquet_atomic(table, path)
+
+
 class WorkDir:
     """The `_work` folder of one output directory."""
 
@@ -102,10 +120,7 @@ class WorkDir:
 
     def read_input(self, path: Path, columns: list[str] | None = None) -> pa.Table:
         """An input shard (Arrow IPC files are memory-mapped, so only the pages taken from are read)."""
-        if path.suffix == ".arrow":
-            table = ipc.open_file(pa.memory_map(str(path))).read_all()
-            return table.select(columns) if columns is not None else table
-        return pq.read_table(path, columns=columns)
+        return read_work_table(path, columns)
 
     def input_schema(self, path: Path) -> pa.Schema:
         if path.suffix == ".arrow":
@@ -116,7 +131,7 @@ class WorkDir:
         return self.root / "input" / f"quarantine-{i:05d}.parquet"
 
     def facts_shard(self, i: int) -> Path:
-        return self.root / "facts" / f"part-{i:05d}.parquet"
+        return self.root / "facts" / f"part-{i:05d}{SPILL_SUFFIX[self.spill]}"
 
     def input_shards(self) -> list[Path]:
         info = json.loads((self.root / "input" / "_SUCCESS").read_text())

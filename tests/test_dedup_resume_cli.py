@@ -86,18 +86,18 @@ def test_resume_reuses_finished_shards(real_docs: pa.Table, tmp_path: Path) -> N
     cfg = DedupConfig(batch_rows=100, keep_work=True)
     dedup.run(docs, cfg, tmp_path / "a", input_fingerprint="x")
     work = tmp_path / "a" / "_work"
-    first = {p.name: p.stat().st_mtime_ns for p in (work / "facts").glob("*.parquet")}
+    first = {p.name: p.stat().st_mtime_ns for p in (work / "facts").glob("*.arrow")}
     # Drop the later phases' markers and one shard's: only that shard and the later phases are redone.
-    for name in ("candidates.parquet.done", "edges.parquet.done", "facts/part-00003.parquet.done"):
+    for name in ("candidates.parquet.done", "edges.parquet.done", "facts/part-00003.arrow.done"):
         (work / name).unlink()
     reference = _files(tmp_path / "a")
     dedup.run(docs, cfg, tmp_path / "a", input_fingerprint="x")
-    again = {p.name: p.stat().st_mtime_ns for p in (work / "facts").glob("*.parquet")}
-    assert {k for k in first if first[k] != again[k]} == {"part-00003.parquet"}
+    again = {p.name: p.stat().st_mtime_ns for p in (work / "facts").glob("*.arrow")}
+    assert {k for k in first if first[k] != again[k]} == {"part-00003.arrow"}
     assert _files(tmp_path / "a") == reference
     # A different input fingerprint starts over.
     dedup.run(docs, cfg, tmp_path / "a", input_fingerprint="y")
-    assert all(p.stat().st_mtime_ns != first[p.name] for p in (work / "facts").glob("*.parquet"))
+    assert all(p.stat().st_mtime_ns != first[p.name] for p in (work / "facts").glob("*.arrow"))
 
 
 def test_cli_outputs_exit_codes_and_accounting(real_docs: pa.Table, tmp_path: Path, sift_cli) -> None:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from dedup import kernels
 from dedup.config import DedupConfig
 from dedup.plan import assemble, priority_rank
-from dedup.work import WorkDir, write_parquet_atomic
+from dedup.work import WorkDir, read_work_table, write_parquet_atomic, write_work_table
 
 META_COLUMNS = ["_row", "id", "source", "length", "nbytes", "nchars", "nshingles", "h1", "h2"]
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float64())])
@@ -33,7 +33,7 @@ def facts_for_shard(work: WorkDir, i: int, table: pa.Table, config: DedupConfig)
     if work.done(path):
         return
     facts = kernels.facts_batch(table, config)
-    write_parquet_atomic(pa.Table.from_batches([facts]), path)
+    write_work_table(pa.Table.from_batches([facts]), path)
     work.mark(path)
 
 
@@ -52,7 +52,7 @@ def read_meta(fact_paths: list[str]) -> pa.Table:
         return pa.table(
             {c: pa.array([], pa.string() if c in ("id", "source") else pa.int64()) for c in META_COLUMNS}
         )
-    return pa.concat_tables([pq.read_table(p, columns=META_COLUMNS) for p in fact_paths]).combine_chunks()
+    return pa.concat_tables([read_work_table(p, META_COLUMNS) for p in fact_paths]).combine_chunks()
 
 
 def exact_representatives(meta: pa.Table, rank: np.ndarray, config: DedupConfig) -> np.ndarray:
@@ -115,7 +115,7 @@ def candidate_edges(
     found: list[np.ndarray] = []
     for lo in range(0, bands, per_query):
         part = names[lo : lo + per_query]
-        keys = pa.concat_tables([pq.read_table(p, columns=part) for p in fact_paths])
+        keys = pa.concat_tables([read_work_table(p, part) for p in fact_paths])
         if config.scope == "local":
             extra = {"source": np.tile(codes, len(part))}
         buckets = pl.DataFrame(
@@ -149,9 +149,8 @@ def _signatures(
         lo, hi = np.searchsorted(rows, [first, first + n])
         if lo == hi:
             continue
-        col = pq.read_table(path, columns=["signature"]).column("signature").combine_chunks()
-        part = col.take(pa.array(rows[lo:hi] - first))
-        out[lo:hi] = part.flatten().to_numpy().reshape(hi - lo, k)
+        col = read_work_table(path, ["signature"]).column("signature").combine_chunks()
+        out[lo:hi] = col.flatten().to_numpy().reshape(n, k)[rows[lo:hi] - first]
     return out
 
 
