@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +48,8 @@ ConfigOpt = Annotated[
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # (40 ms of imports: only for --version)
+
     try:
         return version("sift")
     except PackageNotFoundError:
