@@ -156,12 +156,22 @@ def compute_stats(
 ) -> dict[str, Any]:
     """Counts in and out per source and per reason, bytes, cluster sizes; no timings (stats.json is
     byte-identical between runs and engines)."""
-    src = decisions.column("source").to_pylist()
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)
-    reason = decisions.column("reason").to_pylist()
     nbytes = decisions.column("nbytes").to_numpy()
+    groups = (
+        decisions.select(["source", "kept", "reason", "nbytes"])
+        .group_by(["source", "kept", "reason"])
+        .aggregate([("nbytes", "sum"), ("nbytes", "count")])
+    )
     per_source: dict[str, dict[str, Any]] = {}
-    for s, k, r, b in zip(src, kept, reason, nbytes, strict=True):
+    by_reason: Counter[str] = Counter()
+    for s, k, r, b, c in zip(
+        *(
+            groups.column(name).to_pylist()
+            for name in ("source", "kept", "reason", "nbytes_sum", "nbytes_count")
+        ),
+        strict=True,
+    ):
         row = per_source.setdefault(
             s,
             {
@@ -173,16 +183,16 @@ def compute_stats(
                 "removed_bytes": dict.fromkeys(REASONS, 0),
             },
         )
-        row["documents"] += 1
-        row["bytes"] += int(b)
+        row["documents"] += c
+        row["bytes"] += b
         if k:
-            row["kept"] += 1
-            row["kept_bytes"] += int(b)
+            row["kept"] += c
+            row["kept_bytes"] += b
         else:
-            row["removed"][r] += 1
-            row["removed_bytes"][r] += int(b)
+            row["removed"][r] += c
+            row["removed_bytes"][r] += b
+            by_reason[r] += c
     sizes = _cluster_sizes(decisions)
-    by_reason = Counter(r for r, k in zip(reason, kept, strict=True) if not k)
     bands, rows = config.banding
     return {
         "config": config.model_dump(exclude={"keep_work", "batch_rows"}),
