@@ -47,6 +47,9 @@ def contain(
     Writes OUTPUT/containment.parquet, deletion_plan.parquet, recipes.parquet, table_statistics.parquet,
     skipped.parquet, stats.json, report.md and containment_graph.png.
     """
+    from pipelines.fastexit import lean_start
+
+    lean_start()
     from dedup.containment.side import SIDE_MIN_TABLES, side_worker
     from pipelines.config import engine_choice, load_config
     from pipelines.errors import InputError

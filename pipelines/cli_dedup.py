@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -68,7 +66,9 @@ def dedup(
     (id, cluster_id), quarantine.parquet, stats.json, report.md, cluster_sizes.png and timings.json. A run that
     was killed resumes from OUTPUT/_work when started again with the same input and options.
     """
-    _lean_process()
+    from pipelines.fastexit import lean_start
+
+    lean_start()
     import dedup as dedup_pkg
     from pipelines.config import engine_choice, load_config
     from pipelines.lake import InputError, iter_documents
@@ -121,16 +121,6 @@ def dedup(
         from pipelines.fastexit import request
 
         request()
-
-
-def _lean_process() -> None:
-    """Before the heavy imports of a run: Python's cyclic GC collects a thousand times less often (with the
-    default thresholds it ran ~500 times, 0.3 s holding the GIL, mostly while numba, Polars and pyarrow were
-    imported; the run's data is in Arrow buffers, not Python objects), and OpenBLAS starts one thread, not one
-    per core (dedup does no linear algebra: numpy's and SciPy's OpenBLAS, loaded for numba's BLAS check,
-    otherwise spin a thread each at start-up)."""
-    gc.set_threshold(20_000, 20, 20)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def register(app: typer.Typer) -> None:
