@@ -324,7 +324,7 @@ def normalise(texts: pa.Array | pa.ChunkedArray, *, unicode_punctuation: bool = 
     fixed = np.flatnonzero(alt >= 0)
     cap[fixed] = np.maximum(cap[fixed], np.diff(alt_offsets)[alt[fixed]])
     wide = ~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False) if n else np.zeros(0, np.bool_)
-    cap[wide] += (cap[wide] >> 1) + 4  # `_grown`
+    cap[wide] = _grown(cap[wide])
     cap_off = np.zeros(n + 1, np.int64)
     np.cumsum(cap, out=cap_off[1:])
     scratch = np.empty(max(int(cap_off[-1]), 1), np.uint8)

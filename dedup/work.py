@@ -218,10 +218,7 @@ def spill(work: WorkDir, items: Iterable[Any], batch_rows: int, on_shard=None) -
         rows = pa.array(range(first, first + docs.num_rows), pa.int64())
         table = docs.add_column(0, "_row", rows)
         write_parquet_atomic(q, work.quarantine_shard(i))
-        if work.spill == "arrow":
-            write_ipc_atomic(table, path)
-        else:
-            write_parquet_atomic(table, path)
+        write_work_table(table, path)  # (the shard's suffix follows work.spill)
         work.mark(path, {"first_row": first, "rows": docs.num_rows})
         if on_shard is not None:
             on_shard(i, table)

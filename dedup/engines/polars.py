@@ -104,11 +104,10 @@ def candidate_edges(
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     names = kernels.band_columns(bands)
     member = rank[node_rows]
-    group = ["band", "key"]
-    extra: dict[str, Any] = {}
+    codes = None  # the nodes' source codes, in local scope only
     if config.scope == "local":
         codes = pc.dictionary_encode(meta.column("source").combine_chunks()).indices.to_numpy()[node_rows]
-        group.append("source")
+    group = ["band", "key"] + (["source"] if codes is not None else [])
     import polars as pl
 
     per_query = max(1, BAND_ROWS // m)
@@ -116,16 +115,14 @@ def candidate_edges(
     for lo in range(0, bands, per_query):
         part = names[lo : lo + per_query]
         keys = pa.concat_tables([read_work_table(p, part) for p in fact_paths])
-        if config.scope == "local":
-            extra = {"source": np.tile(codes, len(part))}
-        buckets = pl.DataFrame(
-            {
-                "band": np.repeat(np.arange(len(part), dtype=np.int32), m),
-                "key": np.concatenate([keys.column(name).to_numpy()[node_rows] for name in part]),
-                "rank": np.tile(member, len(part)),
-                **extra,
-            }
-        )
+        columns = {
+            "band": np.repeat(np.arange(len(part), dtype=np.int32), m),
+            "key": np.concatenate([keys.column(name).to_numpy()[node_rows] for name in part]),
+            "rank": np.tile(member, len(part)),
+        }
+        if codes is not None:
+            columns["source"] = np.tile(codes, len(part))
+        buckets = pl.DataFrame(columns)
         edges = (
             buckets.lazy()
             .with_columns(centre=pl.col("rank").min().over(group))
