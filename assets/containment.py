@@ -184,11 +184,13 @@ def containment_graph(
             "deleted_tables_have_kept_container",
             asset="deletion_plan",
             description="every deleted table is contained in a table the plan keeps",
+            blocking=True,
         ),
         dg.AssetCheckSpec(
             "every_recipe_verified",
             asset="deletion_plan",
             description="every deleted table's recipe rebuilds it with the original checksum",
+            blocking=True,
         ),
     ],
 )

@@ -7,7 +7,7 @@
   recomputes signatures inside its resumable work folder, so it also runs when partitions were not materialised.
 - `deduplicated_documents`: the kept documents as `<lake>/dedup/deduplicated_documents.parquet`, with checks that
   every input row is kept, removed or quarantined exactly once, that kept ids are unique, and that every
-  `duplicate_of` is a kept document.
+  `duplicate_of` is a kept document (blocking checks: a failed one fails the run).
 """
 
 import glob
@@ -147,14 +147,19 @@ def duplicate_clusters(
             "every_row_accounted_once",
             asset="deduplicated_documents",
             description="every raw document is kept, removed or quarantined exactly once",
+            blocking=True,
         ),
         dg.AssetCheckSpec(
-            "kept_ids_unique", asset="deduplicated_documents", description="kept ids are unique"
+            "kept_ids_unique",
+            asset="deduplicated_documents",
+            description="kept ids are unique",
+            blocking=True,
         ),
         dg.AssetCheckSpec(
             "duplicate_of_is_kept",
             asset="deduplicated_documents",
             description="every removed document's duplicate_of is a kept document",
+            blocking=True,
         ),
     ],
 )

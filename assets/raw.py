@@ -28,10 +28,16 @@ def column_schema(table: pa.Table) -> dg.TableSchema:
     description="Documents of one source (id, source, text, other columns), ids and sources normalised; "
     "unreadable rows quarantined with their row number, error and payload.",
     check_specs=[
+        # blocking: a raw table that lost a record or repeats an id stops the run before dedup reads it
         dg.AssetCheckSpec(
-            "every_record_accounted", asset="raw_documents", description="input = documents + quarantine"
+            "every_record_accounted",
+            asset="raw_documents",
+            description="input = documents + quarantine",
+            blocking=True,
         ),
-        dg.AssetCheckSpec("ids_unique", asset="raw_documents", description="document ids are unique"),
+        dg.AssetCheckSpec(
+            "ids_unique", asset="raw_documents", description="document ids are unique", blocking=True
+        ),
     ],
 )
 def raw_documents(

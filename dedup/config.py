@@ -19,7 +19,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Mode = Literal["verified", "slimpajama"]
 Scope = Literal["global", "local"]
@@ -45,6 +45,9 @@ def recall_banding(num_perm: int, threshold: float, target_recall: float) -> tup
 
 class DedupConfig(BaseModel):
     """Parameters of one dedup run; the same object drives the Polars and the Spark engine."""
+
+    # an unknown key is a typo that would otherwise run with the default; NaN/inf pass no range check
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Mode = "verified"
     scope: Scope = "global"
@@ -82,7 +85,7 @@ class DedupConfig(BaseModel):
         None,
         description="strip Unicode punctuation too (default in verified mode) or only ASCII (slimpajama)",
     )
-    seed: int = Field(42, ge=0, description="seed of every hash function")
+    seed: int = Field(42, ge=0, le=2**64 - 1, description="seed of every hash function (64 bits)")
     source_priority: list[str] = Field(
         default_factory=list, description="sources in the order their documents are preferred as survivors"
     )

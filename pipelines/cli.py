@@ -110,8 +110,10 @@ def ingest(
     error, payload) and OUTPUT/stats.json, and prints a summary.
     """
     from pipelines.config import engine_choice, load_config
+    from pipelines.errors import check_output_folder
     from pipelines.ingest import IngestOptions, run_ingest
 
+    check_output_folder(output)
     cfg = load_config(
         "ingest",
         {
@@ -220,6 +222,15 @@ register_contain(app)
 register_dedup(app)
 
 
+def print_error(exc: BaseException) -> None:
+    """The one place a command's error is printed: one line on stderr, its text shown verbatim (a `[dedup]` in
+    a message is text, not rich markup), line breaks inside the message (e.g. from pyarrow) folded into spaces."""
+    from rich.markup import escape
+
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    console.print(f"[red]error:[/red] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
     from pipelines.config import ConfigError
@@ -231,7 +242,7 @@ def main() -> None:
         app(standalone_mode=False)
         exit_if_requested()
     except (InputError, ConfigError, EngineError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        print_error(exc)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

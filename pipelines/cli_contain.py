@@ -52,9 +52,10 @@ def contain(
     lean_start()
     from dedup.containment.side import SIDE_MIN_TABLES, side_worker
     from pipelines.config import engine_choice, load_config
-    from pipelines.errors import InputError
+    from pipelines.errors import InputError, check_output_folder
     from pipelines.lake_tables import discover_tables
 
+    check_output_folder(output)
     name, master = engine_choice(engine, spark_master)
     cfg = load_config(
         "contain",
@@ -128,15 +129,23 @@ def rebuild(
 ) -> None:
     """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
     from dedup.containment.run import rebuild_table, write_table
-    from pipelines.errors import InputError
+    from pipelines.errors import InputError, check_output_file
 
+    check_output_file(output, (".parquet", ".csv"))
     try:
         rebuilt = rebuild_table(str(plan), table)
-    except (KeyError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
+        if exc.filename is None:  # the plan's own files (recipes.parquet): the message says which
+            raise InputError(str(exc)) from exc
+        raise InputError(
+            f"{table}: its container {exc.filename} is missing, so the table cannot be rebuilt: restore the "
+            f"container to that path (from a backup, or from the trash if another `--apply` moved it) and run "
+            f"`sift rebuild` again"
+        ) from exc
+    except KeyError as exc:
         raise InputError(str(exc.args[0] if exc.args else exc)) from exc
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    except ValueError as exc:  # the container no longer holds the table's rows (checksum differs)
+        raise InputError(str(exc)) from exc
     write_table(rebuilt, str(output))
     out.print(f"rebuilt {table}: {rebuilt.num_rows} rows, {rebuilt.num_columns} columns -> {output}")
 

@@ -71,8 +71,10 @@ def dedup(
     lean_start()
     import dedup as dedup_pkg
     from pipelines.config import engine_choice, load_config
+    from pipelines.errors import check_output_folder
     from pipelines.lake import InputError, iter_documents
 
+    check_output_folder(output)
     name, master = engine_choice(engine, spark_master)
     for flag, value, allowed in (
         ("--scope", scope, ("global", "local")),

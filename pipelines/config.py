@@ -3,7 +3,9 @@
 Precedence, lowest first: the model's defaults (which follow the papers) < a TOML file (`sift.toml` in the working
 directory, or `SIFT_CONFIG`, or `--config`), one table per stage (`[ingest]`, `[dedup]`, ...) < environment variables
 `SIFT_<STAGE>__<FIELD>` (e.g. `SIFT_DEDUP__THRESHOLD=0.85`) < CLI flags or Dagster run config.
-Every value is validated by pydantic; a bad value stops with a message naming the stage, the field and the source.
+Every value is validated by pydantic; a bad value, an unknown key or an unknown stage stops with a message naming
+the stage, the field, the source (file, environment variable or flag) and, for numbers, the allowed range. Every
+stage's model forbids unknown keys and non-finite numbers (NaN, inf).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import annotated_types
 import pydantic
 from pydantic import BaseModel, Field
 
@@ -26,7 +29,7 @@ class ConfigError(ValueError):
 class LakeConfig(BaseModel):
     """Where the lake lives and which engine runs the plans."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
 
     root: str = Field(".sift/lake", description="Lake root: a local folder or any fsspec URL.")
     engine: Literal["polars", "spark"] = Field("polars", description="Engine for the plans: polars or spark.")
@@ -38,7 +41,7 @@ class LakeConfig(BaseModel):
 class IngestConfig(BaseModel):
     """How raw inputs map onto the documents contract."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id_field: str = Field("id", description="Input field holding the record id.")
     text_field: str = Field("text", description="Input field holding the text.")
@@ -96,6 +99,19 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
 
 
+def _check_stages(path: Path | None, data: dict[str, Any]) -> None:
+    """A TOML table or `SIFT_<STAGE>__<FIELD>` variable for a stage that does not exist is a typo, not a no-op."""
+    known = ", ".join(f"[{s}]" for s in STAGES)
+    for name in data:
+        if name not in STAGES:
+            raise ConfigError(f"{path}: unknown table [{name}] (stages: {known})")
+    for key in os.environ:
+        if key.startswith("SIFT_") and "__" in key:
+            name = key[len("SIFT_") :].split("__", 1)[0].lower()
+            if name not in STAGES:
+                raise ConfigError(f"{key}: unknown stage '{name}' (stages: {known})")
+
+
 def _env_values(stage: str, model: type[BaseModel]) -> dict[str, Any]:
     prefix = f"SIFT_{stage.upper()}__"
     values: dict[str, Any] = {}
@@ -104,7 +120,7 @@ def _env_values(stage: str, model: type[BaseModel]) -> dict[str, Any]:
             name = key[len(prefix) :].lower()
             if name not in model.model_fields:
                 raise ConfigError(
-                    f"{key}: [{stage}] has no field '{name}' (fields: {', '.join(model.model_fields)})"
+                    f"{key}: [{stage}] {name} is an unknown key (fields: {', '.join(model.model_fields)})"
                 )
             values[name] = value
     return values
@@ -119,8 +135,10 @@ def load_config(
         raise ConfigError(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
     model = STAGES[stage]
     path = config_file(file)
+    toml = _read_toml(path)
+    _check_stages(path, toml)
     layers = [
-        (str(path) if path else "config file", _read_toml(path).get(stage, {})),
+        (str(path) if path else "config file", toml.get(stage, {})),
         ("environment", _env_values(stage, model)),
         ("command line", {k: v for k, v in (overrides or {}).items() if v is not None}),
     ]
@@ -137,11 +155,61 @@ def load_config(
     except pydantic.ValidationError as exc:
         problems = []
         for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
             name = ".".join(str(p) for p in err["loc"]) or stage
-            problems.append(
-                f"[{stage}] {name} = {err.get('input')!r} ({origin.get(str(err['loc'][0]), 'default')}): {err['msg']}"
-            )
+            where = origin.get(field, "default")
+            if where == "command line":
+                where = f"command line --{field.replace('_', '-')}"
+            if err["type"] == "extra_forbidden":
+                problems.append(
+                    f"[{stage}] {name} ({where}): unknown key (fields: {', '.join(model.model_fields)})"
+                )
+                continue
+            allowed = _allowed(model.model_fields.get(field))
+            if allowed and err["type"] in _BOUND_ERRORS:
+                why = f"must be {allowed}"
+            elif allowed:
+                why = f"must be {allowed} ({err['msg']})"
+            else:
+                why = err["msg"]
+            problems.append(f"[{stage}] {name} = {err.get('input')!r} ({where}): {why}")
         raise ConfigError("; ".join(problems)) from exc
+
+
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _allowed(info: pydantic.fields.FieldInfo | None) -> str:
+    """The range of a numeric field in words ("a number between 0 and 1, 0 excluded"), or "" for other fields."""
+    if info is None:
+        return ""
+    args = getattr(info.annotation, "__args__", (info.annotation,))
+    if float in args:
+        kind, fmt = "a number", (lambda v: f"{v:g}")
+    elif int in args and bool not in args:
+        kind, fmt = "an integer", str
+    else:
+        return ""
+    low = high = None
+    low_open = high_open = False
+    for m in info.metadata:
+        if isinstance(m, annotated_types.Gt):
+            low, low_open = m.gt, True
+        elif isinstance(m, annotated_types.Ge):
+            low = m.ge
+        elif isinstance(m, annotated_types.Lt):
+            high, high_open = m.lt, True
+        elif isinstance(m, annotated_types.Le):
+            high = m.le
+    if low is not None and high is not None:
+        excluded = [fmt(v) for v, is_open in ((low, low_open), (high, high_open)) if is_open]
+        tail = f", {' and '.join(excluded)} excluded" if excluded else ""
+        return f"{kind} between {fmt(low)} and {fmt(high)}{tail}"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {fmt(low)}"
+    if high is not None:
+        return f"{kind} {'<' if high_open else '<='} {fmt(high)}"
+    return "a finite number" if kind == "a number" else ""
 
 
 def effective_config(file: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:

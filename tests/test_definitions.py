@@ -14,19 +14,47 @@ def test_definitions_load_and_every_job_resolves() -> None:
 
     defs.validate_loadable(defs)
     repo = defs.get_repository_def()
-    for job in repo.get_all_jobs():
-        assert job.name
+    named = {job.name for job in repo.get_all_jobs() if not job.name.startswith("__")}
+    assert named == {"ingest_job", "curate_job"}
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
-    assert "raw_documents" in keys
+    assert {"raw_documents", "deduplicated_documents", "deletion_plan"} <= keys
+
+    def job_assets(name: str) -> set[str]:
+        return {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}
+
+    # ingest_job is the raw group alone; curate_job is every other asset, so the two jobs cover the graph once
+    assert job_assets("ingest_job") == {"raw_documents"}
+    assert job_assets("curate_job") == keys - {"raw_documents"}
 
 
 @pytest.mark.parametrize("env", ["local", "cluster"])
-def test_resources_per_environment(env: str, monkeypatch) -> None:
+def test_resources_per_environment(env: str, monkeypatch, tmp_path: Path) -> None:
     from pipelines.resources import resources_for
 
     monkeypatch.setenv("SIFT_SPARK_MASTER", "spark://127.0.0.1:7077")
-    resources = resources_for(env)
-    assert resources["engine"].name == ("polars" if env == "local" else "spark")
+    monkeypatch.setenv("SIFT_LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("SIFT_ENV", env)
+    for resources in (resources_for(env), resources_for()):  # explicit, and chosen by SIFT_ENV
+        assert resources["lake"].root == str(tmp_path / "lake")
+        assert resources["lake"].path("raw_documents") == f"{tmp_path / 'lake'}/raw_documents"
+        engine = resources["engine"]
+        if env == "cluster":
+            assert (engine.name, engine.spark_master) == ("spark", "spark://127.0.0.1:7077")
+        else:  # the local environment ignores the Spark master: the embedded engine, no cluster
+            assert (engine.name, engine.spark_master) == ("polars", None)
+
+
+def test_resources_defaults_and_unknown_environment(monkeypatch) -> None:
+    from pipelines.resources import resources_for
+
+    for var in ("SIFT_ENV", "SIFT_LAKE_ROOT", "SIFT_SPARK_MASTER"):
+        monkeypatch.delenv(var, raising=False)
+    resources = resources_for()
+    assert (resources["lake"].root, resources["engine"].name) == (".sift/lake", "polars")
+    assert resources_for("cluster")["engine"].spark_master == "local[*]"
+    monkeypatch.setenv("SIFT_ENV", "staging")
+    with pytest.raises(ValueError, match="SIFT_ENV='staging'"):
+        resources_for()
 
 
 def test_raw_documents_materialises_with_checks_on_a_real_instance(tmp_path: Path) -> None:

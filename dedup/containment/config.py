@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ContainConfig(BaseModel):
     """Settings of `sift contain` (containment + deletion plan)."""
+
+    # an unknown key is a typo that would otherwise run with the default; NaN/inf pass no range check
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     engine: Literal["polars", "spark"] = Field("polars", description="engine of the content check")
     case_insensitive: bool = Field(False, description="match column names ignoring case")
     sample_rows: int = Field(
         64, ge=0, description="random rows of A tested against B before the exact anti-join"
     )
-    seed: int = Field(0, description="seed of the row sample")
+    seed: int = Field(0, ge=0, le=2**64 - 1, description="seed of the row sample (64 bits)")
     cache_bytes: int = Field(
         1 << 30, ge=0, description="memory budget of the cached per-column hashes and projection fingerprints"
     )
