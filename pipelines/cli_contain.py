@@ -127,7 +127,7 @@ def rebuild(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet, or .csv).")],
 ) -> None:
     """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
-    from dedup.containment.run import rebuild_table, write_table
+    from dedup.containment.run import original_file, rebuild_table, write_table
     from pipelines.errors import InputError
 
     try:
@@ -137,7 +137,7 @@ def rebuild(
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    write_table(rebuilt, str(output))
+    write_table(rebuilt, str(output), original_file(str(plan), table))
     out.print(f"rebuilt {table}: {rebuilt.num_rows} rows, {rebuilt.num_columns} columns -> {output}")
 
 
