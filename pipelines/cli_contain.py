@@ -132,12 +132,13 @@ def rebuild(
 
     try:
         rebuilt = rebuild_table(str(plan), table)
+        original = original_file(str(plan), table)  # a deleted CSV's own text, when its recipe keeps it
     except (KeyError, FileNotFoundError) as exc:
         raise InputError(str(exc.args[0] if exc.args else exc)) from exc
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    write_table(rebuilt, str(output), original_file(str(plan), table))
+    write_table(rebuilt, str(output), original)
     out.print(f"rebuilt {table}: {rebuilt.num_rows} rows, {rebuilt.num_columns} columns -> {output}")
 
 

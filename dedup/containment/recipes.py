@@ -95,10 +95,11 @@ def csv_text(path: str) -> bytes:
     return gzip.decompress(raw) if path.lower().endswith(".gz") else raw
 
 
-def source_record(ref: TableRef, table: pa.Table) -> dict:
-    """What a recipe keeps of the table it deletes: its files' signatures and, for a CSV that pyarrow's writer
-    would not write back byte for byte from `table`, its text (zstd, with zstd's content checksum)."""
-    record: dict = {"source_files": file_signatures(ref.location), "original_file": None}
+def source_record(ref: TableRef, table: pa.Table, files: bool = True) -> dict:
+    """What a recipe keeps of the table it deletes: its files' signatures (with `files`; what `--apply` checks
+    again) and, for a CSV that pyarrow's writer would not write back byte for byte from `table`, its text (zstd,
+    with zstd's content checksum)."""
+    record: dict = {"source_files": file_signatures(ref.location) if files else None, "original_file": None}
     if ref.format == "csv":
         text = csv_text(ref.paths[0])
         written = io.BytesIO()

@@ -349,9 +349,11 @@ def plan_and_write(
             row["reason"] = "kept: not contained in another table"
         rows.append(row)
 
-    for t, row in enumerate(rows):  # what the recipe keeps of the table it deletes (its files, a CSV's text)
+    for t, row in enumerate(
+        rows
+    ):  # what the recipe keeps of the table it deletes (a CSV's text; files to check)
         if row["action"] == "delete":
-            recipes[t].update(source_record(result.refs[t], recipe_engine.table(t)))
+            recipes[t].update(source_record(result.refs[t], recipe_engine.table(t), files=apply))
     applied = 0
     apply_info: dict | None = None
     if apply:
