@@ -152,7 +152,7 @@ def containment_graph(
         refs, cfg, spark=spark, cache_dir=os.path.join(out, "cache", "csv_stats"), problems=problems
     )
     info = write_graph(result, out)
-    save_result(result, os.path.join(out, "containment_result.pkl"))
+    save_result(result, os.path.join(out, "containment_result.json"))
     steps = result.steps
     return dg.MaterializeResult(
         metadata={
@@ -201,7 +201,7 @@ def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 
     cfg = load_config("contain")
     out = _local(lake, "containment")
-    result = load_result(os.path.join(out, "containment_result.pkl"))
+    result = load_result(os.path.join(out, "containment_result.json"))
     stats = plan_and_write(result, out, cfg)
     plan = pq.read_table(os.path.join(out, "deletion_plan.parquet")).to_pylist()
     edges = pq.read_table(os.path.join(out, "containment.parquet"))

@@ -128,12 +128,13 @@ def rebuild(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet, or .csv).")],
 ) -> None:
     """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
-    from dedup.containment.run import rebuild_table, write_table
+    from dedup.containment.run import original_file, rebuild_table, write_table
     from pipelines.errors import InputError, check_output_file
 
     check_output_file(output, (".parquet", ".csv"))
     try:
         rebuilt = rebuild_table(str(plan), table)
+        original = original_file(str(plan), table)  # a deleted CSV's own text, when its recipe keeps it
     except FileNotFoundError as exc:
         if exc.filename is None:  # the plan's own files (recipes.parquet): the message says which
             raise InputError(str(exc)) from exc
@@ -144,9 +145,9 @@ def rebuild(
         ) from exc
     except KeyError as exc:
         raise InputError(str(exc.args[0] if exc.args else exc)) from exc
-    except ValueError as exc:  # the container no longer holds the table's rows (checksum differs)
+    except ValueError as exc:  # the container, or a kept CSV text, no longer matches its checksum
         raise InputError(str(exc)) from exc
-    write_table(rebuilt, str(output))
+    write_table(rebuilt, str(output), original)
     out.print(f"rebuilt {table}: {rebuilt.num_rows} rows, {rebuilt.num_columns} columns -> {output}")
 
 

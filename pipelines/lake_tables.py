@@ -5,6 +5,10 @@ A table is a Parquet file, a folder of Parquet part files (a folder named `*.par
 path relative to the lake root without the extension (when two tables would share a name, both keep their
 extension). Hidden entries (`.name`, `_name`, e.g. the `.sift_trash` folder) are ignored; every other file is
 listed as a problem with the reason it was skipped (not a table format, hive-partitioned folder, ...).
+
+The walk starts from the lake root's real path and never follows a symbolic link: a link (to a folder or a file,
+inside the lake or out of it) is listed as skipped, and so is a Parquet folder that holds one. Every table's files
+are therefore real files under the real root, which `sift contain --apply` relies on to move only what it read.
 """
 
 from __future__ import annotations
@@ -33,13 +37,30 @@ def _strip(name: str) -> tuple[str, str]:
 
 
 def _parquet_parts(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.name.lower().endswith(PARQUET_EXT)
-        and not any(_hidden(part) for part in p.relative_to(folder).parts)
-    )
+    """The Parquet files under `folder` (not under hidden entries), never through a symbolic link."""
+    out = []
+    for dirpath, _dirnames, filenames in os.walk(folder):  # os.walk does not descend into linked folders
+        rel = Path(dirpath).relative_to(folder).parts
+        if any(_hidden(part) for part in rel):
+            continue
+        out += [
+            Path(dirpath, f)
+            for f in filenames
+            if not _hidden(f)
+            and f.lower().endswith(PARQUET_EXT)
+            and not os.path.islink(os.path.join(dirpath, f))
+        ]
+    return sorted(out)
+
+
+def _links_under(folder: Path) -> list[str]:
+    """Symbolic links anywhere under `folder` (relative paths)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for n in dirnames + filenames:
+            if os.path.islink(os.path.join(dirpath, n)):
+                found.append(Path(dirpath, n).relative_to(folder).as_posix())
+    return sorted(found)
 
 
 def _is_dataset_folder(folder: Path) -> bool:
@@ -48,17 +69,29 @@ def _is_dataset_folder(folder: Path) -> bool:
         return True
     visible = [e for e in entries if not _hidden(e.name)]
     return bool(visible) and all(
-        e.is_file() and e.name.startswith("part-") and e.name.lower().endswith(PARQUET_EXT) for e in visible
+        not e.is_symlink()
+        and e.is_file()
+        and e.name.startswith("part-")
+        and e.name.lower().endswith(PARQUET_EXT)
+        for e in visible
     )
+
+
+def _link_reason(entry: Path, base: Path) -> str:
+    target = os.path.realpath(entry)
+    inside = target == str(base) or target.startswith(str(base) + os.sep)
+    kind = "folder" if os.path.isdir(entry) else "file" if os.path.exists(entry) else "missing target"
+    where = "inside" if inside else "outside"
+    return f"symlink to a {kind} {where} the lake ({target}): symlinks are never followed, skipped"
 
 
 def discover_tables(root: str | os.PathLike[str]) -> tuple[list[TableRef], list[dict]]:
     """Every table under `root` and the problems (file, error) of everything else that is not hidden."""
-    base = Path(root)
-    if not base.exists():
+    if not os.path.exists(root):
         raise InputError(f"{root}: lake folder does not exist")
-    if not base.is_dir():
+    if not os.path.isdir(root):
         raise InputError(f"{root}: a lake is a folder of Parquet/CSV tables, got a file")
+    base = Path(os.path.realpath(root))  # resolved once: every path below is a real path under it
     found: list[tuple[str, str, list[str], str, str]] = []  # (name, ext, paths, format, location)
     problems: list[dict] = []
 
@@ -69,8 +102,22 @@ def discover_tables(root: str | os.PathLike[str]) -> tuple[list[TableRef], list[
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if _hidden(entry.name):
                 continue
+            if entry.is_symlink():
+                problems.append({"table": rel(entry), "path": str(entry), "error": _link_reason(entry, base)})
+                continue
             if entry.is_dir():
                 if _is_dataset_folder(entry):
+                    links = _links_under(entry)
+                    if links:
+                        problems.append(
+                            {
+                                "table": rel(entry),
+                                "path": str(entry),
+                                "error": f"Parquet folder holding symlinks ({', '.join(links[:5])}): "
+                                "symlinks are never followed, skipped",
+                            }
+                        )
+                        continue
                     if any("=" in d.name for d in entry.iterdir() if d.is_dir()):
                         problems.append(
                             {
@@ -96,7 +143,15 @@ def discover_tables(root: str | os.PathLike[str]) -> tuple[list[TableRef], list[
                     walk(entry)
                 continue
             stem, ext = _strip(rel(entry))
-            if ext in PARQUET_EXT:
+            if not entry.is_file():
+                problems.append(
+                    {
+                        "table": rel(entry),
+                        "path": str(entry),
+                        "error": "not a regular file or folder, skipped",
+                    }
+                )
+            elif ext in PARQUET_EXT:
                 found.append((stem, ext, [str(entry)], "parquet", str(entry)))
             elif ext in CSV_EXT:
                 found.append((stem, ext, [str(entry)], "csv", str(entry)))

@@ -3,6 +3,8 @@ documents, and the plan's checks (kept containers, verified recipes) pass."""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -38,4 +40,10 @@ def test_assets_materialise_with_checks(tmp_path, real_docs):
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     assert set(mats) == {"containment_demo_tables", "table_statistics", "containment_graph", "deletion_plan"}
     plan_meta = result.asset_materializations_for_node(deletion_plan.op.name)[0].metadata
-    assert plan_meta["deleted"].value >= 0 and plan_meta["bytes_total"].value > 0
+    plan = pq.read_table(out / "deletion_plan.parquet").to_pylist()
+    deleted = [r for r in plan if r["action"] == "delete"]
+    assert deleted and plan_meta["deleted"].value == len(deleted)
+    assert plan_meta["bytes_total"].value == sum(r["bytes"] for r in plan)
+    # the hand-off between the graph and plan assets is JSON; nothing in the output folder is a pickle
+    assert json.loads((out / "containment_result.json").read_text())["schema_version"] == 1
+    assert not [p for p in out.rglob("*") if p.is_file() and p.read_bytes()[:1] == b"\x80"]

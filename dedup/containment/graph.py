@@ -44,10 +44,7 @@ class ContainmentResult:
     representative: dict[int, int]
     problems: list[dict] = field(default_factory=list)
     steps: dict[str, Any] = field(default_factory=dict)
-    engine: Any = None  # the embedded engine with its caches, reused by the plan step (never pickled)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "engine": None}
+    engine: Any = None  # the embedded engine with its caches, reused by the plan step (never saved)
 
     def index(self) -> dict[str, int]:
         return {r.name: i for i, r in enumerate(self.refs)}

@@ -5,14 +5,23 @@ deleted table's column order), the deleted table's Arrow schema (names, types, m
 every row of the deleted table in its original order with multiplicity, stored as zig-zag deltas compressed with
 zstd. The checksum is SHA-256 of the table's exact Arrow schema and of its values in row order (independent of
 chunking and dictionary layout), so a rebuilt table that matches it equals the original row for row.
+
+A recipe of a planned deletion also records the deleted table's files as they were at planning (path, size, mtime,
+SHA-256 of the bytes), which `--apply` checks again just before it moves them, and for a CSV table whose text
+pyarrow's CSV writer would not give back byte for byte (`00123`, `N/A`, quoting, ...), that text, zstd-compressed, so
+that `sift rebuild` writes the same file back.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
+import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.types as pt
 import zstandard
 
@@ -32,8 +41,83 @@ RECIPE_SCHEMA = pa.schema(
         ("checksum", pa.string()),
         ("verified", pa.bool_()),
         ("error", pa.string()),
+        # the deleted table's files at planning, checked again before --apply moves them
+        (
+            "source_files",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("path", pa.string()),
+                        ("bytes", pa.int64()),
+                        ("mtime_ns", pa.int64()),
+                        ("sha256", pa.string()),
+                    ]
+                )
+            ),
+        ),
+        ("original_file", pa.binary()),  # a CSV's text (zstd) where pyarrow's writer would not give it back
     ]
 )
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def table_files(location: str) -> list[str]:
+    """Every file that makes up a table as it lies in the lake: the file, or every file under the folder
+    (markers and hidden files included: moving the table moves them all)."""
+    if not os.path.isdir(location):
+        return [location]
+    out = []
+    for dirpath, _dirs, files in os.walk(location):
+        out += [os.path.join(dirpath, f) for f in files]
+    return sorted(out)
+
+
+def file_signatures(location: str) -> list[dict]:
+    """Path, size, mtime and SHA-256 of every file of a table (see `table_files`)."""
+    out = []
+    for p in table_files(location):
+        st = os.stat(p, follow_symlinks=False)
+        out.append({"path": p, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(p)})
+    return out
+
+
+def csv_text(path: str) -> bytes:
+    """The text of a CSV table's file (decompressed for `.csv.gz`)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    return gzip.decompress(raw) if path.lower().endswith(".gz") else raw
+
+
+def source_record(ref: TableRef, table: pa.Table, files: bool = True) -> dict:
+    """What a recipe keeps of the table it deletes: its files' signatures (with `files`; what `--apply` checks
+    again) and, for a CSV that pyarrow's writer would not write back byte for byte from `table`, its text (zstd,
+    with zstd's content checksum)."""
+    record: dict = {"source_files": file_signatures(ref.location) if files else None, "original_file": None}
+    if ref.format == "csv":
+        text = csv_text(ref.paths[0])
+        written = io.BytesIO()
+        pacsv.write_csv(table, written)
+        if written.getvalue() != text:
+            record["original_file"] = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(text)
+    return record
+
+
+def original_text(recipe: dict) -> bytes | None:
+    """The CSV text kept by the recipe (checked against the recipe's checksum), or None when it keeps none."""
+    blob = recipe.get("original_file")
+    if blob is None:
+        return None
+    text = zstandard.ZstdDecompressor().decompress(blob)
+    if table_checksum(pacsv.read_csv(io.BytesIO(text))) != recipe["checksum"]:
+        raise ValueError(f"{recipe['table']}: the kept CSV text does not match the table's checksum")
+    return text
 
 
 def _column_digest(col: pa.ChunkedArray, h) -> None:

@@ -8,8 +8,10 @@
 - table_statistics.parquet, tables.json, skipped.parquet (inputs that are not readable tables, with the error)
 - stats.json (pairs considered and pruned per step, timings, the solver's objective/bound), report.md and
   containment_graph.png
-With `apply`, every table planned for deletion is rebuilt from its recipe again and checksummed, and only then moved
-(never erased) to the trash folder; `restore` moves it back.
+- applies/<run>/recipes.parquet and journal.jsonl with `apply` (see apply.py)
+- cache/csv_stats/*.json: CSV statistics (JSON with a schema version)
+With `apply`, every table planned for deletion is checked again (its files, its content, its recipe) and only then
+moved (never erased) to LAKE/.sift_trash/<run>/, after the recipes that rebuild it are on disk (apply.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import pickle
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,14 +29,24 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from dedup.containment.apply import apply_plan, find_recipe, finish_apply
 from dedup.containment.config import ContainConfig
+from dedup.containment.content import Edge
 from dedup.containment.engines.polars import PolarsEngine
 from dedup.containment.graph import ContainmentResult, find_containment
 from dedup.containment.plan import choose_deletions
-from dedup.containment.recipes import RECIPE_SCHEMA, make_recipe, rebuild, table_checksum, verify
+from dedup.containment.recipes import (
+    RECIPE_SCHEMA,
+    make_recipe,
+    original_text,
+    rebuild,
+    source_record,
+    table_checksum,
+)
 from dedup.containment.report import draw_graph
+from dedup.containment.schema import ColumnInfo, TableSchema
 from dedup.containment.side import SIDE_MIN_TABLES, call, share
-from dedup.containment.stats import stats_rows
+from dedup.containment.stats import TableStats, stats_rows
 from dedup.containment.tables import TableRef, forget_csv, read_table
 
 PLAN_SCHEMA = pa.schema(
@@ -182,17 +192,53 @@ def run_contain(
         forget_csv()
 
 
+RESULT_SCHEMA_VERSION = 1  # of containment_result.json (the hand-off between the containment assets)
+
+
 def save_result(result: ContainmentResult, path: str) -> None:
-    """Keep a containment result for a later planning step (same code version only)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        pickle.dump(result, f)
-    os.replace(tmp, path)
+    """Keep a containment result for a later planning step, as JSON with a schema version."""
+    doc = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "refs": [r.to_dict() for r in result.refs],
+        "schemas": [
+            {
+                "name": s.name,
+                "arrow_schema": s.schema.serialize().to_pybytes().hex(),
+                "columns": [[c.position, c.name, c.key, c.klass] for c in s.columns],
+            }
+            for s in result.schemas
+        ],
+        "stats": [s.to_json() for s in result.stats],
+        "edges": [[e.contained, e.container, e.method, e.evidence] for e in result.edges],
+        "representative": sorted(result.representative.items()),
+        "problems": result.problems,
+        "steps": result.steps,
+    }
+    _atomic_text(json.dumps(doc, default=str, sort_keys=True), path)
 
 
 def load_result(path: str) -> ContainmentResult:
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    """A result saved by `save_result` (refused when written by another schema version)."""
+    with open(path) as f:
+        doc = json.load(f)
+    if doc.get("schema_version") != RESULT_SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: schema version {doc.get('schema_version')}, expected {RESULT_SCHEMA_VERSION}"
+        )
+    schemas = []
+    for i, s in enumerate(doc["schemas"]):
+        arrow = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(s["arrow_schema"])))
+        cols = [ColumnInfo(p, n, k, c, arrow.field(p).type) for p, n, k, c in s["columns"]]
+        schemas.append(TableSchema(i, s["name"], arrow, cols))
+    return ContainmentResult(
+        refs=[TableRef.from_dict(r) for r in doc["refs"]],
+        schemas=schemas,
+        stats=[TableStats.from_json(s) for s in doc["stats"]],
+        edges=[Edge(a, b, m, ev) for a, b, m, ev in doc["edges"]],
+        representative={int(k): int(v) for k, v in doc["representative"]},
+        problems=doc["problems"],
+        steps=doc["steps"],
+    )
 
 
 def plan_and_write(
@@ -303,32 +349,18 @@ def plan_and_write(
             row["reason"] = "kept: not contained in another table"
         rows.append(row)
 
+    for t, row in enumerate(
+        rows
+    ):  # what the recipe keeps of the table it deletes (a CSV's text; files to check)
+        if row["action"] == "delete":
+            recipes[t].update(source_record(result.refs[t], recipe_engine.table(t), files=apply))
     applied = 0
+    apply_info: dict | None = None
     if apply:
         if lake_root is None:
             raise ValueError("--apply needs the lake root")
-        run_id = run_id or time.strftime("%Y%m%dT%H%M%S")
-        trash = os.path.join(lake_root, ".sift_trash", run_id)
-        deleting = {r["table"] for r in rows if r["action"] == "delete"}
-        for t, row in enumerate(rows):
-            if row["action"] != "delete":
-                continue
-            rec = dict(recipes[t])
-            if rec["container"] in deleting:  # never move a container (the plan forbids it)
-                row.update(action="keep", reason="kept: its container is itself planned for deletion")
-                continue
-            if not verify(rec)["verified"]:
-                row.update(
-                    action="keep", verified=False, reason=f"kept: re-verification failed ({rec['error']})"
-                )
-                continue
-            src = result.refs[t].location
-            rel = os.path.relpath(src, lake_root)
-            dst = os.path.join(trash, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.move(src, dst)
-            row.update(applied=True, trash_path=dst)
-            applied += 1
+        apply_info = apply_plan(rows, recipes, result.refs, output_dir, lake_root, run_id)
+        applied = apply_info["applied"]
     t4 = time.perf_counter()
 
     _atomic_parquet(
@@ -370,6 +402,14 @@ def plan_and_write(
         "bytes_deletable": int(sum(r["bytes"] for r in rows if r["action"] == "delete")),
         "bytes_total": int(sum(nbytes)),
         "applied": applied,
+        "apply": None
+        if apply_info is None
+        else {
+            "run": apply_info["run"],
+            "trash": apply_info["trash"],
+            "recipes": os.path.join(output_dir, "applies", apply_info["run"], "recipes.parquet"),
+            "interrupted_earlier": apply_info["interrupted_earlier"],
+        },
         "skipped": result.problems,
         "timings": {
             "containment_s": result.steps.get("seconds", 0.0),
@@ -384,6 +424,8 @@ def plan_and_write(
         json.dumps(stats, indent=1, default=str, sort_keys=True), os.path.join(output_dir, "stats.json")
     )
     _atomic_text(render_report(stats, rows, result), os.path.join(output_dir, "report.md"))
+    if apply_info is not None:
+        finish_apply(apply_info)
     return stats
 
 
@@ -459,32 +501,35 @@ def render_report(stats: dict, plan_rows: list[dict], result: ContainmentResult)
 
 
 def rebuild_table(plan_dir: str, table: str) -> pa.Table:
-    """Rebuild one deleted table from the recipes of a plan directory; raises if the checksum differs."""
-    path = os.path.join(plan_dir, "recipes.parquet")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{plan_dir}: no recipes.parquet (run `sift contain` first)")
-    recipes = pq.read_table(path).to_pylist()
-    match = [r for r in recipes if r["table"] == table]
-    if not match:
-        known = ", ".join(sorted(r["table"] for r in recipes)[:20]) or "none"
-        raise KeyError(f"{table!r} has no recipe in {plan_dir} (tables with recipes: {known})")
-    out = rebuild(match[0])
-    if table_checksum(out) != match[0]["checksum"]:
+    """Rebuild one deleted table from the recipes of a plan directory (the last run's, else each apply's, newest
+    first); raises if the checksum differs."""
+    recipe = find_recipe(plan_dir, table)
+    out = rebuild(recipe)
+    if table_checksum(out) != recipe["checksum"]:
         raise ValueError(
             f"{table}: rebuilt table does not match the original's checksum (container changed?)"
         )
     return out
 
 
-def write_table(table: pa.Table, path: str) -> None:
-    """Write a rebuilt table (CSV when the path ends in .csv, else Parquet), atomically."""
+def original_file(plan_dir: str, table: str) -> bytes | None:
+    """The original text of a deleted CSV table, when its recipe keeps it (see recipes.source_record)."""
+    return original_text(find_recipe(plan_dir, table))
+
+
+def write_table(table: pa.Table, path: str, original: bytes | None = None) -> None:
+    """Write a rebuilt table (CSV when the path ends in .csv, else Parquet), atomically. A CSV is written as
+    `original` (the deleted CSV's own text, from `original_file`) when given, so it comes back byte for byte."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    if path.endswith(".csv"):
+    if path.endswith(".csv") and original is not None:
+        with open(tmp, "wb") as f:
+            f.write(original)
+    elif path.endswith(".csv"):
         pacsv.write_csv(table, tmp)
     else:
         pq.write_table(table, tmp)
     os.replace(tmp, path)
 
 
-__all__ = ["rebuild_table", "read_access_log", "run_contain", "write_table"]
+__all__ = ["original_file", "rebuild_table", "read_access_log", "run_contain", "write_table"]

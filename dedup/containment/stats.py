@@ -2,7 +2,8 @@
 
 Per table and column we keep the row count, NULL count, [min, max] and (where it is known exactly) the number of
 distinct values. For Parquet these come from the footers only, no data page is read; CSV files carry no metadata,
-so their statistics are computed once from the data and cached on disk (keyed by path, size and mtime).
+so their statistics are computed once from the data and cached on disk as JSON with a schema version (keyed by
+path, size and mtime; JSON because a cache folder may be shared, and reading it must never run a writer's code).
 
 A candidate pair A -> B is pruned when, for some shared column, A's values cannot all appear in B:
 A's [min, max] is not inside B's, A has NULLs and B has none, A has values and B has none, A has more distinct
@@ -15,8 +16,8 @@ known to be free of NULLs from its footer.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -51,6 +52,44 @@ class TableStats:
     rows: int
     columns: list[ColumnStats] = field(default_factory=list)
     source: str = "footer"
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (bytes, decimals and tuples tagged so that `from_json` gives back the same values)."""
+        return {
+            "rows": self.rows,
+            "source": self.source,
+            "columns": [{k: _encode(v) for k, v in vars(c).items()} for c in self.columns],
+        }
+
+    @staticmethod
+    def from_json(d: dict) -> TableStats:
+        cols = [ColumnStats(**{k: _decode(v) for k, v in c.items()}) for c in d["columns"]]
+        return TableStats(rows=int(d["rows"]), columns=cols, source=d["source"])
+
+
+STATS_SCHEMA_VERSION = 1  # of the JSON written by TableStats.to_json (the CSV statistics cache, hand-offs)
+
+
+def _encode(v: Any) -> Any:
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, bytes):
+        return {"bytes": v.hex()}
+    if isinstance(v, Decimal):
+        return {"decimal": str(v)}
+    if isinstance(v, tuple):
+        return {"tuple": [_encode(x) for x in v]}
+    raise TypeError(f"cannot store a statistic of type {type(v).__name__}")
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, dict):
+        if "bytes" in v:
+            return bytes.fromhex(v["bytes"])
+        if "decimal" in v:
+            return Decimal(v["decimal"])
+        return tuple(_decode(x) for x in v["tuple"])
+    return v
 
 
 def _stat_value(v: Any, klass: str, arrow_type: pa.DataType) -> Any:
@@ -242,18 +281,34 @@ def table_stats(
         sig = [(p, os.path.getsize(p), os.stat(p).st_mtime_ns) for p in ref.paths] + [
             [c.key for c in ts.columns]
         ]
-        key = os.path.join(cache_dir, hashlib.sha256(repr(sig).encode()).hexdigest()[:32] + ".pkl")
-        if os.path.exists(key):
-            with open(key, "rb") as f:
-                return pickle.load(f)
+        key = os.path.join(cache_dir, hashlib.sha256(repr(sig).encode()).hexdigest()[:32] + ".json")
+        cached = _load_cached(key)
+        if cached is not None:
+            return cached
     st = computed_stats(read_table(ref) if table is None else table, ts)
     if key:
+        try:
+            text = json.dumps({"schema_version": STATS_SCHEMA_VERSION, "stats": st.to_json()})
+        except TypeError:  # a value the cache cannot hold: computed again next time
+            return st
         os.makedirs(cache_dir, exist_ok=True)
         tmp = key + f".{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump(st, f)
+        with open(tmp, "w") as f:
+            f.write(text)
         os.replace(tmp, key)
     return st
+
+
+def _load_cached(path: str) -> TableStats | None:
+    """A cached statistics file, or None when it is missing, unreadable or of another schema version."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        if d.get("schema_version") != STATS_SCHEMA_VERSION:
+            return None
+        return TableStats.from_json(d["stats"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _lt(a: Any, b: Any) -> bool:
