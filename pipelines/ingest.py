@@ -4,6 +4,10 @@ Both plans share the kernels of `pipelines.lake` (per-record parsing and validat
 same rows with the same messages. The Polars plan streams batches on one machine; the Spark plan parses files in
 parallel through `mapInArrow` and settles repeated ids with a window over the whole input (first by file, then row).
 Outputs are sorted by (file, row) before they are written, so both engines write the same bytes.
+
+An input of which no record is accepted, every one quarantined for the same reason (most often records whose
+fields have other names than the options say), is refused with one line naming the reason, the keys seen and the
+flags to use, rather than ingested into an empty table.
 """
 
 from __future__ import annotations
@@ -101,8 +105,9 @@ def _plain(t: pa.DataType) -> pa.DataType:
 
 # Rows the Spark kernel hands back. A record row (`table` null) is an accepted record (error null) or a rejected
 # one; `batch` numbers the reader's batches within a file and `pos` is an accepted record's place among the
-# accepted records of its batch. Each batch also gets one marker row (`row` null) whose `table` holds the batch's
-# other columns (Arrow IPC, every type kept), so the driver rebuilds the same per-batch tables as the Polars plan.
+# accepted records of its batch; `extras` holds a per-line record's other fields as JSON (for the payload, should
+# its id be repeated). Each batch also gets one marker row (`row` null) whose `table` holds the batch's other
+# columns (Arrow IPC, every type kept), so the driver rebuilds the same per-batch tables as the Polars plan.
 _SPARK_ROW_SCHEMA = pa.schema(
     [
         ("file_index", pa.int32()),
@@ -123,7 +128,7 @@ _BASE = ("id", "source", "text")
 
 
 def _accepted_table(b: _Batch) -> pa.Table:
-    """A batch's accepted records as the lake's reader builds them (id, source, text, other columns)."""
+    """A batch's accepted records as `pipelines.lake._finish` builds them (id, source, text, other columns)."""
     if b.arrow is not None:
         return b.arrow
     cols: dict[str, Any] = {

@@ -313,15 +313,26 @@ def test_spark_ingest_other_field_names_raises_naming_keys_and_flags(other_field
     _assert_names_the_fields(str(info.value))
 
 
+@pytest.fixture
+def clean_and_dirty(bad_jsonl: Path, tmp_path: Path) -> Path:
+    """A folder of one dirty JSONL file (the per-line path) and one clean one (Arrow's fast path); ids repeat
+    across the two."""
+    folder = tmp_path / "clean_and_dirty"
+    folder.mkdir()
+    bad_jsonl.rename(folder / "a-mixed.jsonl")
+    _clean_jsonl(folder / "b-clean.jsonl")
+    return folder
+
+
 @pytest.mark.spark_cluster
 @pytest.mark.slow
 def test_ingest_on_standalone_cluster_matches_polars(
-    bad_jsonl: Path, tmp_path: Path, spark_cluster, sift_cli
+    clean_and_dirty: Path, tmp_path: Path, spark_cluster, sift_cli
 ) -> None:
     cluster_out, local_out = tmp_path / "cluster", tmp_path / "local"
     proc = sift_cli(
         "ingest",
-        str(bad_jsonl),
+        str(clean_and_dirty),
         "--output",
         str(cluster_out),
         "--engine",
@@ -331,19 +342,22 @@ def test_ingest_on_standalone_cluster_matches_polars(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((cluster_out / "stats.json").read_text())["engine"] == "spark"
-    assert sift_cli("ingest", str(bad_jsonl), "--output", str(local_out)).returncode == 0
+    assert sift_cli("ingest", str(clean_and_dirty), "--output", str(local_out)).returncode == 0
     for name in ("documents.parquet", "quarantine.parquet"):
         assert _rows(cluster_out, name) == _rows(local_out, name)
+        assert (cluster_out / name).read_bytes() == (local_out / name).read_bytes()
 
 
 @pytest.mark.spark_cluster
 @pytest.mark.slow
 def test_ingest_through_spark_connect_matches_polars(
-    bad_jsonl: Path, tmp_path: Path, spark_connect, sift_cli
+    clean_and_dirty: Path, tmp_path: Path, spark_connect, sift_cli
 ) -> None:
     connect_out, local_out = tmp_path / "connect", tmp_path / "local"
-    proc = sift_cli("ingest", str(bad_jsonl), "--output", str(connect_out), "--spark-master", spark_connect)
+    proc = sift_cli(
+        "ingest", str(clean_and_dirty), "--output", str(connect_out), "--spark-master", spark_connect
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sift_cli("ingest", str(bad_jsonl), "--output", str(local_out)).returncode == 0
+    assert sift_cli("ingest", str(clean_and_dirty), "--output", str(local_out)).returncode == 0
     for name in ("documents.parquet", "quarantine.parquet"):
         assert (connect_out / name).read_bytes() == (local_out / name).read_bytes()
