@@ -141,6 +141,11 @@ def _accepted_table(b: _Batch) -> pa.Table:
     return pa.table(cols)
 
 
+def _padded(column: pa.ChunkedArray, nulls: int) -> pa.Array:
+    """A string column followed by `nulls` nulls, as one array (no Python objects made)."""
+    return pa.concat_arrays([column.combine_chunks().cast(pa.string()), pa.nulls(nulls, pa.string())])
+
+
 def _ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -186,9 +191,7 @@ def _spark_parse_kernel(fields: Fields, fmt: str, files: dict[str, tuple[int, st
                             "batch": [k] * (n + m),
                             "pos": list(range(n)) + [None] * m,
                             "row": b.rows + b.q_rows,
-                            "id": accepted.column("id").to_pylist() + [None] * m,
-                            "source": accepted.column("source").to_pylist() + [None] * m,
-                            "text": accepted.column("text").to_pylist() + [None] * m,
+                            **{c: _padded(accepted.column(c), m) for c in _BASE},
                             "extras": extras + [None] * m,
                             "error": [None] * n + b.q_errors,
                             "payload": [None] * n + b.q_payloads,
@@ -386,7 +389,8 @@ class _Rejections:
         flags = []
         taken = {self.fields.id, self.fields.text}
         if self.fields.id not in keys:
-            ids = [k for k in keys if k not in taken and k.lower().replace("-", "_").endswith("id")]
+            ids = [k for k in keys if k not in taken and k.lower().endswith("id")]
+            ids.sort(key=lambda k: not k.lower().endswith(("_id", "-id")))  # doc_id before, say, uuid
             flags.append(f"--id-field {ids[0] if ids else 'NAME'}")
             taken.update(ids[:1])
         if self.fields.text not in keys:

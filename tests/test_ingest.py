@@ -248,9 +248,20 @@ def _typed_parquet(folder: Path) -> Path:
     return folder
 
 
+def _csv(path: Path) -> Path:
+    """CSV with int, float, bool, string and sparse columns, a blank id and repeated ids."""
+    lines = ["id,text,n,f,flag,label,sparse"]
+    for i in range(1100):
+        rid = "" if i == 7 else str(i % 1000)
+        lines.append(f'{rid},"csv document {i}, quoted",{i},{i / 4},{str(i % 2 == 0).lower()},l{i % 3},')
+    lines[900] += "5"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.mark.spark
 @pytest.mark.parametrize(
-    "kind", ["clean_jsonl", "dirty_jsonl", "bad_mix_jsonl", "typed_parquet", "real_parquet"]
+    "kind", ["clean_jsonl", "dirty_jsonl", "bad_mix_jsonl", "typed_parquet", "real_parquet", "csv"]
 )
 def test_polars_and_spark_ingest_write_the_same_tables(
     kind: str, bad_jsonl: Path, real_docs, tmp_path: Path, spark
@@ -266,6 +277,8 @@ def test_polars_and_spark_ingest_write_the_same_tables(
         uri = bad_jsonl
     elif kind == "typed_parquet":
         uri = _typed_parquet(tmp_path / "typed")
+    elif kind == "csv":
+        uri = _csv(tmp_path / "docs.csv")
     else:
         uri = tmp_path / "real"
         uri.mkdir()
