@@ -72,7 +72,8 @@ def dedup(
     import dedup as dedup_pkg
     from pipelines.config import engine_choice, load_config
     from pipelines.errors import check_output_folder
-    from pipelines.lake import InputError, iter_documents
+    from pipelines.ingest import refuse_if_all_rejected
+    from pipelines.lake import Fields, InputError, iter_documents
 
     check_output_folder(output)
     name, master = engine_choice(engine, spark_master)
@@ -88,13 +89,18 @@ def dedup(
         {"scope": scope, "mode": mode, "threshold": threshold, "source_priority": priority, "seed": seed},
         file=config,
     )
-    fingerprint = input_fingerprint(input)
-    docs = iter_documents(
+    # The fields read are part of the input's identity: a run refused for other field names must not be resumed.
+    fingerprint = f"{input_fingerprint(input)}:{id_field}:{text_field}:{source_field}"
+    docs = refuse_if_all_rejected(
+        iter_documents(
+            input,
+            id_field=id_field,
+            text_field=text_field,
+            source_field=source_field,
+            batch_rows=cfg.batch_rows,  # type: ignore[attr-defined]
+        ),
         input,
-        id_field=id_field,
-        text_field=text_field,
-        source_field=source_field,
-        batch_rows=cfg.batch_rows,  # type: ignore[attr-defined]
+        Fields(id=id_field, text=text_field, source=source_field),
     )
     spark = None
     if name == "spark":

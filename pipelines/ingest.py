@@ -4,24 +4,30 @@ Both plans share the kernels of `pipelines.lake` (per-record parsing and validat
 same rows with the same messages. The Polars plan streams batches on one machine; the Spark plan parses files in
 parallel through `mapInArrow` and settles repeated ids with a window over the whole input (first by file, then row).
 Outputs are sorted by (file, row) before they are written, so both engines write the same bytes.
+
+An input of which no record is accepted, every one quarantined for the same reason (most often records whose
+fields have other names than the options say), is refused with one line naming the reason, the keys seen and the
+flags to use, rather than ingested into an empty table.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 
 from pipelines.lake import (
+    DOC_SCHEMA,
     QUARANTINE_SCHEMA,
     Fields,
     IngestResult,
+    InputError,
+    _Batch,
     _extras_table,
     default_source_for,
     ingest_stats,
@@ -56,7 +62,7 @@ def _canonical(docs: pa.Table, quarantine: pa.Table) -> tuple[pa.Table, pa.Table
 
 def ingest_polars(uri: str, options: IngestOptions, progress: Progress | None = None) -> IngestResult:
     """The embedded plan: stream batches through the kernels; Polars puts the accepted rows together."""
-    docs_parts: list[pl.DataFrame] = []
+    docs_parts: list[pa.Table] = []
     q_parts: list[pa.Table] = []
     for part in iter_documents(
         uri,
@@ -66,18 +72,26 @@ def ingest_polars(uri: str, options: IngestOptions, progress: Progress | None = 
         default_source=options.default_source,
         batch_rows=options.batch_rows,
     ):
-        docs_parts.append(pl.from_arrow(part.documents))  # type: ignore[arg-type]
+        docs_parts.append(part.documents)
         q_parts.append(part.quarantine)
         if progress:
             progress(part.documents.num_rows + part.quarantine.num_rows)
-    if docs_parts:
-        docs = pl.concat(docs_parts, how="diagonal_relaxed").to_arrow()
-        docs = docs.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in docs.schema]))
-    else:
-        docs = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string())]).empty_table()
+    docs = _concat_documents(docs_parts)
     quarantine = pa.concat_tables(q_parts) if q_parts else QUARANTINE_SCHEMA.empty_table()
     docs, quarantine = _canonical(docs, quarantine)
     return IngestResult(docs, quarantine, ingest_stats(docs, quarantine))
+
+
+def _concat_documents(parts: list[pa.Table]) -> pa.Table:
+    """The documents of every batch, in order, as one table: Polars settles the column types across batches (a
+    column missing or all null in one batch takes its type from the others). Both engines end here, with the same
+    per-batch tables, so they write the same columns and types."""
+    import polars as pl  # here, so that `sift dedup` can import this module without loading Polars early
+
+    if not parts:
+        return DOC_SCHEMA.empty_table()
+    docs = pl.concat([pl.from_arrow(p) for p in parts], how="diagonal_relaxed").to_arrow()  # type: ignore[misc]
+    return docs.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in docs.schema]))
 
 
 def _plain(t: pa.DataType) -> pa.DataType:
@@ -89,10 +103,17 @@ def _plain(t: pa.DataType) -> pa.DataType:
     return t
 
 
+# Rows the Spark kernel hands back. A record row (`table` null) is an accepted record (error null) or a rejected
+# one; `batch` numbers the reader's batches within a file and `pos` is an accepted record's place among the
+# accepted records of its batch; `extras` holds a per-line record's other fields as JSON (for the payload, should
+# its id be repeated). Each batch also gets one marker row (`row` null) whose `table` holds the batch's other
+# columns (Arrow IPC, every type kept), so the driver rebuilds the same per-batch tables as the Polars plan.
 _SPARK_ROW_SCHEMA = pa.schema(
     [
         ("file_index", pa.int32()),
         ("file", pa.string()),
+        ("batch", pa.int32()),
+        ("pos", pa.int64()),
         ("row", pa.int64()),
         ("id", pa.string()),
         ("source", pa.string()),
@@ -100,12 +121,45 @@ _SPARK_ROW_SCHEMA = pa.schema(
         ("extras", pa.string()),
         ("error", pa.string()),
         ("payload", pa.string()),
+        ("table", pa.binary()),
     ]
 )
+_BASE = ("id", "source", "text")
+
+
+def _accepted_table(b: _Batch) -> pa.Table:
+    """A batch's accepted records as `pipelines.lake._finish` builds them (id, source, text, other columns)."""
+    if b.arrow is not None:
+        return b.arrow
+    cols: dict[str, Any] = {
+        "id": pa.array(b.ids, pa.string()),
+        "source": pa.array(b.sources, pa.string()),
+        "text": pa.array(b.texts, pa.string()),
+    }
+    for name, arr in _extras_table(b.extras).items():
+        cols[name if name not in cols else f"{name}_input"] = arr
+    return pa.table(cols)
+
+
+def _padded(column: pa.ChunkedArray, nulls: int) -> pa.Array:
+    """A string column followed by `nulls` nulls, as one array (no Python objects made)."""
+    return pa.concat_arrays([column.combine_chunks().cast(pa.string()), pa.nulls(nulls, pa.string())])
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
 
 
 def _spark_parse_kernel(fields: Fields, fmt: str, files: dict[str, tuple[int, str, str]], batch_rows: int):
-    """mapInArrow kernel: (path, content) rows -> one row per record, accepted (error null) or rejected."""
+    """mapInArrow kernel: (path, content) rows -> per batch one marker row, then one row per record, accepted
+    (error null) or rejected."""
 
     def kernel(batches):
         for rb in batches:
@@ -113,22 +167,35 @@ def _spark_parse_kernel(fields: Fields, fmt: str, files: dict[str, tuple[int, st
                 rb.column("path").to_pylist(), rb.column("content").to_pylist(), strict=True
             ):
                 index, display, src = files[path]
-                for b in parse_file(content, path, display, fmt, fields, src, batch_rows):
-                    n, m = len(b.ids), len(b.q_rows)
-                    extras = [
-                        json.dumps(e, ensure_ascii=False, sort_keys=True, default=str) for e in b.extras
-                    ]
+                for k, b in enumerate(parse_file(content, path, display, fmt, fields, src, batch_rows)):
+                    accepted = _accepted_table(b)
+                    n, m = accepted.num_rows, len(b.q_rows)
+                    marker: dict[str, list[Any]] = {name: [None] for name in _SPARK_ROW_SCHEMA.names}
+                    marker.update(
+                        file_index=[index],
+                        file=[display],
+                        batch=[k],
+                        table=[_ipc(accepted.drop_columns(list(_BASE)))],
+                    )
+                    yield pa.RecordBatch.from_pydict(marker, schema=_SPARK_ROW_SCHEMA)
+                    # A repeated id's payload is built as the lake's id registry builds it: from the parsed
+                    # record on the per-line path (kept here as JSON), from the batch's table on the fast path.
+                    if b.arrow is None:
+                        extras = [json.dumps(e, ensure_ascii=False, default=str) for e in b.extras]
+                    else:
+                        extras = [None] * n
                     yield pa.RecordBatch.from_pydict(
                         {
                             "file_index": [index] * (n + m),
                             "file": [display] * (n + m),
+                            "batch": [k] * (n + m),
+                            "pos": list(range(n)) + [None] * m,
                             "row": b.rows + b.q_rows,
-                            "id": b.ids + [None] * m,
-                            "source": b.sources + [None] * m,
-                            "text": b.texts + [None] * m,
+                            **{c: _padded(accepted.column(c), m) for c in _BASE},
                             "extras": extras + [None] * m,
                             "error": [None] * n + b.q_errors,
                             "payload": [None] * n + b.q_payloads,
+                            "table": [None] * (n + m),
                         },
                         schema=_SPARK_ROW_SCHEMA,
                     )
@@ -163,7 +230,9 @@ def ingest_spark(
     fields = Fields(id=options.id_field, text=options.text_field, source=options.source_field)
     rows = raw.mapInArrow(_spark_parse_kernel(fields, fmt, files, options.batch_rows), _spark_schema(spark))
     rows = rows.localCheckpoint()
-    accepted = rows.filter(F.col("error").isNull())
+    markers = rows.filter(F.col("table").isNotNull()).select("file_index", "batch", "table")
+    records = rows.filter(F.col("table").isNull())
+    accepted = records.filter(F.col("error").isNull())
     order = Window.partitionBy("id").orderBy("file_index", "row")
     ranked = (
         accepted.withColumn("rank", F.row_number().over(order))
@@ -171,19 +240,20 @@ def ingest_spark(
         .withColumn("first_file", F.first("file").over(order))
         .withColumn("first_row", F.first("row").over(order))
     )
-    docs_arrow = ranked.filter(F.col("rank") == 1).orderBy("file_index", "row").toArrow()
+    kept = (
+        ranked.filter(F.col("rank") == 1)
+        .select("file_index", "batch", "pos", "id", "source", "text")
+        .orderBy("file_index", "row")
+        .toArrow()
+    )
     dups = ranked.filter(F.col("rank") > 1).orderBy("file_index", "row").toArrow()
-    rejected = rows.filter(F.col("error").isNotNull()).select("file", "row", "error", "payload").toArrow()
-
-    extras = [json.loads(e) for e in docs_arrow.column("extras").to_pylist()]
-    cols: dict[str, Any] = {
-        "id": docs_arrow.column("id").cast(pa.string()),
-        "source": docs_arrow.column("source").cast(pa.string()),
-        "text": docs_arrow.column("text").cast(pa.string()),
+    rejected = records.filter(F.col("error").isNotNull()).select("file", "row", "error", "payload").toArrow()
+    tables = {
+        (m["file_index"], m["batch"]): _from_ipc(m["table"])
+        for m in markers.orderBy("file_index", "batch").toArrow().to_pylist()
     }
-    for name, arr in _extras_table(extras).items():
-        cols[name if name not in cols else f"{name}_input"] = arr
-    docs = pa.table(cols)
+
+    docs = _concat_documents(_batch_documents(kept, tables))
     dup_rows = dups.to_pylist()
     dup_table = pa.table(
         {
@@ -198,14 +268,7 @@ def ingest_spark(
                 )
                 for d in dup_rows
             ],
-            "payload": [
-                json.dumps(
-                    {"id": d["id"], "source": d["source"], "text": d["text"], **json.loads(d["extras"])},
-                    ensure_ascii=False,
-                    default=str,
-                )
-                for d in dup_rows
-            ],
+            "payload": [_dup_payload(d, tables) for d in dup_rows],
         },
         schema=QUARANTINE_SCHEMA,
     )
@@ -216,6 +279,38 @@ def ingest_spark(
     return IngestResult(docs, quarantine, ingest_stats(docs, quarantine))
 
 
+def _batch_documents(kept: pa.Table, tables: dict[tuple[int, int], pa.Table]) -> list[pa.Table]:
+    """Per reader batch, in input order, its kept records with all their columns: the tables the Polars plan
+    concatenates (a batch whose records were all rejected or repeated still brings its columns)."""
+    keys = list(zip(kept.column("file_index").to_pylist(), kept.column("batch").to_pylist(), strict=True))
+    starts: dict[tuple[int, int], int] = {}
+    for i, key in enumerate(keys):
+        starts.setdefault(key, i)
+    parts = []
+    for key, extras in tables.items():  # (ordered by file, then batch)
+        start = starts.get(key, 0)
+        stop = start
+        while stop < len(keys) and keys[stop] == key:
+            stop += 1
+        rows = kept.slice(start, stop - start)
+        names, arrays = list(_BASE), [rows.column(c).cast(pa.string()) for c in _BASE]
+        taken = extras.take(rows.column("pos").cast(pa.int64()))
+        names += taken.column_names
+        arrays += [taken.column(c) for c in taken.column_names]
+        parts.append(pa.Table.from_arrays(arrays, names=names))
+    return parts
+
+
+def _dup_payload(d: dict[str, Any], tables: dict[tuple[int, int], pa.Table]) -> str:
+    """A repeated record's quarantine payload, the same string the lake's id registry writes."""
+    base = {"id": d["id"], "source": d["source"], "text": d["text"]}
+    if d["extras"] is not None:
+        extras = json.loads(d["extras"])
+    else:
+        extras = tables[(d["file_index"], d["batch"])].slice(d["pos"], 1).to_pylist()[0]
+    return json.dumps({**base, **extras}, ensure_ascii=False, default=str)
+
+
 def _match(spark_path: str, files: dict[str, Any]) -> str:
     for url in files:
         if url == spark_path or url.replace("file://", "file:") == spark_path:
@@ -224,10 +319,99 @@ def _match(spark_path: str, files: dict[str, Any]) -> str:
 
 
 def _spark_schema(spark):
-    from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
+    from pyspark.sql.types import (
+        BinaryType,
+        IntegerType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
 
-    types = {"file_index": IntegerType(), "row": LongType()}
+    types = {"file_index": IntegerType(), "batch": IntegerType(), "pos": LongType(), "row": LongType()}
+    types["table"] = BinaryType()
     return StructType([StructField(f.name, types.get(f.name, StringType()), True) for f in _SPARK_ROW_SCHEMA])
+
+
+class _Rejections:
+    """Watches an ingest's outcome: when no record was accepted and every one failed for the same reason, the
+    input was most likely read with the wrong options (say other field names), so the run stops with one line
+    that names the reason, the keys the records hold and the flags to use, instead of an empty table."""
+
+    SAMPLE = 1000  # payloads looked at for the keys the records hold
+
+    def __init__(self, fields: Fields) -> None:
+        self.fields = fields
+        self.documents = 0
+        self.quarantined = 0
+        self.kinds: set[str] = set()
+        self.first: tuple[str, int, str] | None = None
+        self.records: list[dict[str, Any]] = []
+
+    def add(self, documents: int, quarantine: pa.Table) -> None:
+        self.documents += documents
+        self.quarantined += quarantine.num_rows
+        if self.documents or len(self.kinds) > 1 or not quarantine.num_rows:
+            return  # the run goes on: no need for the details
+        files, rows = quarantine.column("file").to_pylist(), quarantine.column("row").to_pylist()
+        errors = quarantine.column("error").to_pylist()
+        self.kinds.update(e.split(":")[0] for e in errors)
+        if self.first is None:
+            self.first = (files[0], rows[0], errors[0])
+        for payload in quarantine.column("payload").to_pylist()[: self.SAMPLE - len(self.records)]:
+            try:
+                rec = json.loads(payload)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(rec, dict):
+                self.records.append(rec)
+
+    def check(self, uri: str) -> None:
+        """Raise `InputError` when every record was rejected for one reason."""
+        if self.documents or not self.quarantined or len(self.kinds) != 1 or self.first is None:
+            return
+        file, row, error = self.first
+        n = self.quarantined
+        line = (
+            f"{uri}: {'all ' + str(n) + ' records were' if n > 1 else 'the only record was'} quarantined, "
+            f"each for: {next(iter(self.kinds))} (first at {file} row {row}: {error})"
+        )
+        keys = sorted({k for rec in self.records for k in rec})
+        if keys:
+            line += f"; keys seen: {', '.join(keys)}"
+            flags = self._flags(keys)
+            if flags:
+                line += f"; read them with {flags}"
+        raise InputError(line)
+
+    def _flags(self, keys: list[str]) -> str:
+        """`--id-field X --text-field Y` for the required fields the records lack, X and Y guessed from them."""
+        flags = []
+        taken = {self.fields.id, self.fields.text}
+        if self.fields.id not in keys:
+            ids = [k for k in keys if k not in taken and k.lower().endswith("id")]
+            ids.sort(key=lambda k: not k.lower().endswith(("_id", "-id")))  # doc_id before, say, uuid
+            flags.append(f"--id-field {ids[0] if ids else 'NAME'}")
+            taken.update(ids[:1])
+        if self.fields.text not in keys:
+            size: dict[str, int] = {}
+            for rec in self.records:
+                for k, v in rec.items():
+                    if isinstance(v, str) and k not in taken:
+                        size[k] = size.get(k, 0) + len(v)
+            longest = max(sorted(size), key=size.__getitem__) if size else "NAME"
+            flags.append(f"--text-field {longest}")
+        return " ".join(flags)
+
+
+def refuse_if_all_rejected(parts: Iterable[IngestResult], uri: str, fields: Fields) -> Iterator[IngestResult]:
+    """Pass ingest batches through; at the end, raise `InputError` if no record was accepted and every one failed
+    for the same reason (see `_Rejections`). For readers of `iter_documents` that stream (`sift dedup`)."""
+    seen = _Rejections(fields)
+    for part in parts:
+        seen.add(part.documents.num_rows, part.quarantine)
+        yield part
+    seen.check(uri)
 
 
 def ingest(
@@ -238,10 +422,19 @@ def ingest(
     spark_master: str | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Ingest `uri` with the chosen engine, in memory."""
+    """Ingest `uri` with the chosen engine, in memory.
+
+    Raises `InputError` when no record was accepted and every one failed for the same reason (say, records whose
+    fields have other names than the options give): one line with the reason, the keys seen and the flags to use.
+    """
     if engine == "spark":
-        return ingest_spark(uri, options, spark_master, progress)
-    return ingest_polars(uri, options, progress)
+        result = ingest_spark(uri, options, spark_master, progress)
+    else:
+        result = ingest_polars(uri, options, progress)
+    seen = _Rejections(Fields(id=options.id_field, text=options.text_field, source=options.source_field))
+    seen.add(result.documents.num_rows, result.quarantine)
+    seen.check(str(uri))
+    return result
 
 
 def run_ingest(

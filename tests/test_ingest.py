@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -94,38 +95,257 @@ def _rows(out: Path, name: str) -> list[tuple]:
     return sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
 
 
-@pytest.mark.spark
-def test_polars_and_spark_ingest_give_the_same_rows(
-    bad_jsonl: Path, real_docs, tmp_path: Path, spark
+OTHER_FIELDS = [
+    b'{"doc_id": "a1", "content": "a document whose fields have other names", "lang": "en"}',
+    b'{"doc_id": "a2", "content": "another one"}',
+    b'{"doc_id": "a3", "content": "and a third", "lang": "de"}',
+]
+
+
+@pytest.fixture
+def other_fields_jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "other.jsonl"
+    path.write_bytes(b"\n".join(OTHER_FIELDS) + b"\n")
+    return path
+
+
+def _assert_names_the_fields(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "all 3 records" in stderr and "missing required field" in stderr
+    assert "keys seen: content, doc_id, lang" in stderr
+    assert "--id-field doc_id --text-field content" in stderr
+
+
+def test_cli_ingest_other_field_names_exit_2_naming_keys_and_flags(
+    other_fields_jsonl: Path, tmp_path: Path, sift_cli
 ) -> None:
+    out = tmp_path / "out"
+    proc = sift_cli("ingest", str(other_fields_jsonl), "--output", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    _assert_names_the_fields(proc.stderr)
+    assert not (out / "documents.parquet").exists()
+    # The flags it names work.
+    fixed = sift_cli(
+        "ingest",
+        str(other_fields_jsonl),
+        "--output",
+        str(out),
+        "--id-field",
+        "doc_id",
+        "--text-field",
+        "content",
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    assert pq.read_table(out / "documents.parquet").column("id").to_pylist() == ["a1", "a2", "a3"]
+
+
+def test_cli_ingest_every_row_failing_one_way_exits_2(tmp_path: Path, sift_cli) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"id": "1", "text": "caf\xe9"}\n{"id": "2", "text": "na\xefve"}\n')
+    proc = sift_cli("ingest", str(path), "--output", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "all 2 records" in proc.stderr and "invalid UTF-8" in proc.stderr and "row 1" in proc.stderr
+
+
+def test_cli_ingest_rows_failing_for_different_reasons_still_exit_0(tmp_path: Path, sift_cli) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"id": "1"}\n{"id": "2", "text": "cut\n')
+    proc = sift_cli("ingest", str(path), "--output", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(tmp_path / "out" / "quarantine.parquet").num_rows == 2
+
+
+def test_cli_dedup_other_field_names_exit_2_naming_keys_and_flags(
+    other_fields_jsonl: Path, tmp_path: Path, sift_cli
+) -> None:
+    out = tmp_path / "out"
+    proc = sift_cli("dedup", str(other_fields_jsonl), "--output", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    _assert_names_the_fields(proc.stderr)
+    assert not (out / "kept.parquet").exists()
+    # Run again into the same folder with the flags it names: the refused run's work is not resumed.
+    fixed = sift_cli(
+        "dedup",
+        str(other_fields_jsonl),
+        "--output",
+        str(out),
+        "--id-field",
+        "doc_id",
+        "--text-field",
+        "content",
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["rows_in"], stats["quarantined"], stats["kept"] + stats["removed"]) == (3, 0, 3)
+
+
+def _clean_jsonl(path: Path) -> Path:
+    """Clean JSONL (Arrow's fast path) with typed extras, a column null in a whole batch, and repeated ids."""
+    lines = []
+    for i in range(1200):
+        rec = {
+            "id": str(i % 1100),  # ids 0..99 repeat in the last batch
+            "source": ["web", "Books", None][i % 3],
+            "text": f"clean document {i} " + "words " * (i % 7),
+            "n": i,
+            "f": i / 7,
+            "flag": i % 2 == 0,
+            "label": f"l{i % 5}",
+            "sparse": None if i < 600 else i,  # null in the whole first batch (batch_rows=500)
+            "empty": None,
+        }
+        lines.append(json.dumps(rec))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _dirty_jsonl(path: Path) -> Path:
+    """Bad lines in the first batch only, nested and mixed-type extras (the per-line path), repeated ids."""
+    lines = [line.decode("utf-8", "replace") for line in BAD_MIX[:-1]]
+    for i in range(1100):
+        rec: dict = {"id": f"d{i % 1000}", "text": f"dirty document {i}", "n": i}
+        if i < 300:
+            rec["meta"] = {"k": i, "tags": ["a", "b"][: i % 3]}
+            rec["mixed"] = i if i % 2 else str(i)
+        if i % 97 == 0:
+            rec["rare"] = 1.5
+        lines.append(json.dumps(rec))
+    lines[20:20] = ['{"id": "x", "text": 3}', "[1, 2]", '{"id": "", "text": "blank id"}']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _typed_parquet(folder: Path) -> Path:
+    """Two Parquet files with extras of several types (timestamp, int, float, bool, list, null-heavy) and ids
+    repeated across the files."""
+    import datetime as dt
+
+    folder.mkdir()
+    for part, ids in enumerate((range(0, 700), range(600, 1300))):
+        ids = list(ids)
+        n = len(ids)
+        table = pa.table(
+            {
+                "id": [f"p{i}" for i in ids],
+                "text": [f"parquet document {i}" for i in ids],
+                "ts": pa.array(
+                    [dt.datetime(2020, 1, 1) + dt.timedelta(hours=i) for i in ids], pa.timestamp("us")
+                ),
+                "n": pa.array(ids, pa.int64()),
+                "small": pa.array([i % 100 for i in ids], pa.int32()),
+                "f": pa.array([i / 3 for i in ids], pa.float64()),
+                "flag": pa.array([i % 3 == 0 for i in ids], pa.bool_()),
+                "tags": pa.array([[f"t{i % 4}"] * (i % 3) for i in ids], pa.list_(pa.string())),
+                "sparse": pa.array([i if i % 250 == 0 else None for i in ids], pa.int64()),
+                "none": pa.nulls(n, pa.string()),
+            }
+        )
+        if part == 1:
+            table = table.drop_columns(["small"])
+        pq.write_table(table, folder / f"part-{part}.parquet")
+    return folder
+
+
+def _csv(path: Path) -> Path:
+    """CSV with int, float, bool, string and sparse columns, a blank id and repeated ids."""
+    lines = ["id,text,n,f,flag,label,sparse"]
+    for i in range(1100):
+        rid = "" if i == 7 else str(i % 1000)
+        lines.append(f'{rid},"csv document {i}, quoted",{i},{i / 4},{str(i % 2 == 0).lower()},l{i % 3},')
+    lines[900] += "5"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    "kind", ["clean_jsonl", "dirty_jsonl", "bad_mix_jsonl", "typed_parquet", "real_parquet", "csv"]
+)
+def test_polars_and_spark_ingest_write_the_same_tables(
+    kind: str, bad_jsonl: Path, real_docs, tmp_path: Path, spark
+) -> None:
+    """Every column, its type and its values, and the quarantine, the same from both engines (the same bytes)."""
     from pipelines.ingest import IngestOptions, run_ingest
 
-    real = tmp_path / "real"
-    real.mkdir()
-    pq.write_table(real_docs.slice(0, 1500), real / "part-0.parquet")
-    pq.write_table(real_docs.slice(1400, 600), real / "part-1.parquet")  # 100 repeated ids across files
-    for uri in (bad_jsonl, real):
-        outs = {}
-        for engine in ("polars", "spark"):
-            outs[engine] = tmp_path / f"{uri.name}-{engine}"
-            run_ingest(
-                str(uri), outs[engine], IngestOptions(batch_rows=500), engine=engine, spark_master="local[2]"
-            )
-        for name in ("documents.parquet", "quarantine.parquet"):
-            assert _rows(outs["polars"], name) == _rows(outs["spark"], name)
-            assert (outs["polars"] / name).read_bytes() == (outs["spark"] / name).read_bytes()
-    assert pq.read_table(tmp_path / "real-polars" / "quarantine.parquet").num_rows == 100
+    if kind == "clean_jsonl":
+        uri = _clean_jsonl(tmp_path / "clean.jsonl")
+    elif kind == "dirty_jsonl":
+        uri = _dirty_jsonl(tmp_path / "dirty.jsonl")
+    elif kind == "bad_mix_jsonl":
+        uri = bad_jsonl
+    elif kind == "typed_parquet":
+        uri = _typed_parquet(tmp_path / "typed")
+    elif kind == "csv":
+        uri = _csv(tmp_path / "docs.csv")
+    else:
+        uri = tmp_path / "real"
+        uri.mkdir()
+        pq.write_table(real_docs.slice(0, 1500), uri / "part-0.parquet")
+        pq.write_table(real_docs.slice(1400, 600), uri / "part-1.parquet")  # 100 repeated ids across files
+    outs, stats = {}, {}
+    for engine in ("polars", "spark"):
+        outs[engine] = tmp_path / f"out-{engine}"
+        stats[engine] = run_ingest(
+            str(uri), outs[engine], IngestOptions(batch_rows=500), engine=engine, spark_master="local[2]"
+        ).stats
+    for name in ("documents.parquet", "quarantine.parquet"):
+        polars_table, spark_table = (pq.read_table(outs[e] / name) for e in ("polars", "spark"))
+        assert spark_table.schema == polars_table.schema
+        assert spark_table.to_pylist() == polars_table.to_pylist()
+        assert (outs["polars"] / name).read_bytes() == (outs["spark"] / name).read_bytes()
+    for key in ("rows_in", "documents", "quarantined", "documents_per_source", "quarantine_by_error"):
+        assert stats["spark"][key] == stats["polars"][key]
+    docs = pq.read_table(outs["spark"] / "documents.parquet")
+    quarantine = pq.read_table(outs["spark"] / "quarantine.parquet")
+    assert docs.num_rows > 0
+    ids = docs.column("id").to_pylist()
+    assert len(set(ids)) == len(ids)
+    if kind == "clean_jsonl":
+        assert docs.schema.field("sparse").type == pa.int64() and docs.schema.field("n").type == pa.int64()
+        assert quarantine.num_rows == 100  # the repeated ids
+    if kind == "typed_parquet":
+        types = {f.name: str(f.type) for f in docs.schema}
+        assert types["ts"] == "timestamp[us]" and types["flag"] == "bool" and types["f"] == "double"
+        assert docs.schema.field("tags").type.value_type == pa.string() and types["sparse"] == "int64"
+        assert docs.column("tags").to_pylist()[:3] == [[], ["t1"], ["t2", "t2"]]
+        assert docs.column("ts")[0].as_py().isoformat() == "2020-01-01T00:00:00"
+        assert quarantine.num_rows == 100
+    if kind == "real_parquet":
+        assert quarantine.num_rows == 100
+
+
+@pytest.mark.spark
+def test_spark_ingest_other_field_names_raises_naming_keys_and_flags(other_fields_jsonl: Path, spark) -> None:
+    from pipelines.ingest import IngestOptions, ingest
+    from pipelines.lake import InputError
+
+    with pytest.raises(InputError) as info:
+        ingest(str(other_fields_jsonl), IngestOptions(), engine="spark", spark_master="local[2]")
+    _assert_names_the_fields(str(info.value))
+
+
+@pytest.fixture
+def clean_and_dirty(bad_jsonl: Path, tmp_path: Path) -> Path:
+    """A folder of one dirty JSONL file (the per-line path) and one clean one (Arrow's fast path); ids repeat
+    across the two."""
+    folder = tmp_path / "clean_and_dirty"
+    folder.mkdir()
+    bad_jsonl.rename(folder / "a-mixed.jsonl")
+    _clean_jsonl(folder / "b-clean.jsonl")
+    return folder
 
 
 @pytest.mark.spark_cluster
 @pytest.mark.slow
 def test_ingest_on_standalone_cluster_matches_polars(
-    bad_jsonl: Path, tmp_path: Path, spark_cluster, sift_cli
+    clean_and_dirty: Path, tmp_path: Path, spark_cluster, sift_cli
 ) -> None:
     cluster_out, local_out = tmp_path / "cluster", tmp_path / "local"
     proc = sift_cli(
         "ingest",
-        str(bad_jsonl),
+        str(clean_and_dirty),
         "--output",
         str(cluster_out),
         "--engine",
@@ -135,19 +355,22 @@ def test_ingest_on_standalone_cluster_matches_polars(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((cluster_out / "stats.json").read_text())["engine"] == "spark"
-    assert sift_cli("ingest", str(bad_jsonl), "--output", str(local_out)).returncode == 0
+    assert sift_cli("ingest", str(clean_and_dirty), "--output", str(local_out)).returncode == 0
     for name in ("documents.parquet", "quarantine.parquet"):
         assert _rows(cluster_out, name) == _rows(local_out, name)
+        assert (cluster_out / name).read_bytes() == (local_out / name).read_bytes()
 
 
 @pytest.mark.spark_cluster
 @pytest.mark.slow
 def test_ingest_through_spark_connect_matches_polars(
-    bad_jsonl: Path, tmp_path: Path, spark_connect, sift_cli
+    clean_and_dirty: Path, tmp_path: Path, spark_connect, sift_cli
 ) -> None:
     connect_out, local_out = tmp_path / "connect", tmp_path / "local"
-    proc = sift_cli("ingest", str(bad_jsonl), "--output", str(connect_out), "--spark-master", spark_connect)
+    proc = sift_cli(
+        "ingest", str(clean_and_dirty), "--output", str(connect_out), "--spark-master", spark_connect
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sift_cli("ingest", str(bad_jsonl), "--output", str(local_out)).returncode == 0
+    assert sift_cli("ingest", str(clean_and_dirty), "--output", str(local_out)).returncode == 0
     for name in ("documents.parquet", "quarantine.parquet"):
         assert (connect_out / name).read_bytes() == (local_out / name).read_bytes()
