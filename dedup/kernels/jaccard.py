@@ -14,9 +14,8 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
-from dedup.kernels.chartable import _char_classes
 from dedup.kernels.hashing import _GOLDEN, _POLY, _decode, _mix
-from dedup.kernels.normalise import _prepared, _text_of, string_buffers
+from dedup.kernels.normalise import _sources, _text_of, string_buffers
 from dedup.kernels.shingles import _ascii_tokens, _doc_shingles
 
 
@@ -237,8 +236,7 @@ def _char_probe(src, s, e, ngram, seed, asc, keys, mask, keys_a, mask_a, na, thr
 
 
 @nb.njit(cache=True)
-def _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb, lo, hi,
-                   ngram, word, seed, thr, out):  # fmt: skip
+def _jaccard_chunk(sources, ea, eb, lo, hi, ngram, word, seed, thr, out):
     """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed.
     Each set is a table of only as many slots as its own document needs (cleared before use, one cache line
     touched per probe), so a huge document met earlier does not spread later small ones over a large table.
@@ -258,8 +256,7 @@ def _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
     for e in range(lo, hi):
         if ea[e] != cur:
             cur = ea[e]
-            src, s, t, buf = _text_of(cur, offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
-                                      normalise_first, buf)  # fmt: skip
+            src, s, t, buf = _text_of(cur, sources, buf)
             mask_a = _table_mask(t - s)  # at most one shingle per byte
             if mask_a + 1 > keys_a.shape[0]:
                 keys_a = np.zeros(mask_a + 1, np.uint64)
@@ -276,8 +273,7 @@ def _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
                 for j in range(m):
                     if _set_insert(keys_a, mask_a, _nonzero(sh[j])):
                         na += 1
-        src, s, t, buf = _text_of(eb[e], offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
-                                  normalise_first, buf)  # fmt: skip
+        src, s, t, buf = _text_of(eb[e], sources, buf)
         mask_b = _table_mask(t - s)
         if mask_b + 1 > keys_b.shape[0]:
             keys_b = np.zeros(mask_b + 1, np.uint64)
@@ -309,11 +305,10 @@ def _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def _jaccard_grouped(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb, bounds,
-                     ngram, word, seed, thr, out):  # fmt: skip
+def _jaccard_grouped(sources, ea, eb, bounds, ngram, word, seed, thr, out):
+    """Edge chunks across threads (`_jaccard_chunk`); sources: the text buffers (`_sources`)."""
     for c in nb.prange(bounds.shape[0] - 1):
-        _jaccard_chunk(offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, ea, eb,
-                       bounds[c], bounds[c + 1], ngram, word, seed, thr, out)  # fmt: skip
+        _jaccard_chunk(sources, ea, eb, bounds[c], bounds[c + 1], ngram, word, seed, thr, out)
 
 
 def jaccard_texts(
@@ -340,15 +335,7 @@ def jaccard_texts(
     out = np.empty(n, np.float64)
     if n == 0:
         return out
-    if normalise_first:
-        texts, offsets, data, alt, alt_offsets, alt_data = _prepared(texts)
-    else:
-        offsets, data = string_buffers(texts)
-        alt, alt_offsets, alt_data = (
-            np.full(len(texts), -1, np.int64),
-            np.zeros(1, np.int64),
-            np.zeros(1, np.uint8),
-        )
+    texts, sources = _sources(texts, normalise_first=normalise_first, unicode_punctuation=unicode_punctuation)
     order = np.argsort(a, kind="stable")
     sa = np.ascontiguousarray(a[order], dtype=np.int64)
     sb = np.ascontiguousarray(b[order], dtype=np.int64)
@@ -358,9 +345,9 @@ def jaccard_texts(
         np.int64
     )
     res = np.empty(n, np.float64)
-    mask = 2 if unicode_punctuation else 1
-    _jaccard_grouped(offsets, data, alt, alt_offsets, alt_data, _char_classes(), mask, normalise_first, sa, sb,
-                     np.unique(bounds), ngram, word, np.uint64(seed), _stop_at(threshold), res)  # fmt: skip
+    _jaccard_grouped(
+        sources, sa, sb, np.unique(bounds), ngram, word, np.uint64(seed), _stop_at(threshold), res
+    )
     out[order] = res
     return out
 

@@ -228,10 +228,28 @@ def _chunk_bounds(offsets: np.ndarray, chunks: int) -> np.ndarray:
     return np.unique(np.r_[0, np.searchsorted(offsets[:-1], targets[1:-1]), n]).astype(np.int64)
 
 
+def _sources(texts: pa.Array, *, normalise_first: bool, unicode_punctuation: bool):
+    """(texts, sources) for the kernels that read document d's text through `_text_of`: sources = (offsets,
+    data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first), the buffers that always travel
+    together. Texts are normalised ones, or (normalise_first) raw ones with `_prepared`'s NFC forms."""
+    if normalise_first:
+        texts, offsets, data, alt, alt_offsets, alt_data = _prepared(texts)
+    else:
+        offsets, data = string_buffers(texts)
+        alt, alt_offsets, alt_data = (
+            np.full(len(texts), -1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.uint8),
+        )
+    mask = 2 if unicode_punctuation else 1
+    return texts, (offsets, data, alt, alt_offsets, alt_data, _char_classes(), mask, normalise_first)
+
+
 @nb.njit(cache=True)
-def _text_of(d, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first, buf):
-    """(src, start, end, buf) of document d's normalised text: its own bytes, or (normalise_first) the raw text
-    normalised into buf, which is grown if too small and returned."""
+def _text_of(d, sources, buf):
+    """(src, start, end, buf) of document d's normalised text (`_sources`): its own bytes, or (normalise_first)
+    the raw text normalised into buf, which is grown if too small and returned."""
+    offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first = sources
     s = offsets[d]
     t = offsets[d + 1]
     if not normalise_first:

@@ -16,9 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.kernels.chartable import _char_classes
 from dedup.kernels.hashing import _EMPTY, _M1, _M2, _POLY, _decode, _mix, _seeds
-from dedup.kernels.normalise import _chunk_bounds, _grown, _prepared, _strip_collapse_doc, string_buffers
+from dedup.kernels.normalise import _chunk_bounds, _sources, _text_of
 from dedup.kernels.shingles import _ascii_tokens, _tokens, _window_hashes
 
 
@@ -149,9 +148,11 @@ def _densify(sig, k, seed) -> None:
 
 
 @nb.njit(cache=True)
-def _facts_one(src, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds, tok, sh, sig,
-               asc, h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
-    """Facts of one normalised text src[s:e] into row d (tok and sh hold at least e - s values)."""
+def _facts_one(src, s, e, d, params, tok, sh, sig, asc, out):
+    """Facts of one normalised text src[s:e] into row d of out (`_doc_facts`; tok and sh hold at least e - s
+    values)."""
+    ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds = params
+    h1, h2, nchars, nsh, keys, sigs = out
     a, b = _exact_hash(src, s, e, seed)
     h1[d] = a
     h2[d] = b
@@ -195,50 +196,31 @@ def _facts_one(src, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, r
 
 
 @nb.njit(cache=True)
-def _doc_facts_range(lo, hi, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first,
-                     ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
-                     h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
+def _doc_facts_range(lo, hi, sources, params, out):
     """Documents lo..hi. With normalise_first, each raw text (or its pre-folded non-ASCII form in alt_data) is
     normalised into a small per-thread buffer that stays in cache, and hashed from there; no normalised copy
     of the batch is ever built."""
+    seed = params[2]
     tok = np.empty(64, np.uint64)
     sh = np.empty(64, np.uint64)
-    sig = np.empty(k, np.uint64)
+    sig = np.empty(params[5], np.uint64)
     buf = np.empty(64, np.uint8)
     asc = _ascii_tokens(seed)
     for d in range(lo, hi):
-        s = offsets[d]
-        e = offsets[d + 1]
-        j = alt[d] if normalise_first else -1
-        size = e - s if j < 0 else max(e - s, alt_offsets[j + 1] - alt_offsets[j])
-        if size > tok.shape[0]:
-            tok = np.empty(2 * size, np.uint64)
-            sh = np.empty(2 * size, np.uint64)
-        if not normalise_first:
-            _facts_one(data, s, e, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
-                       tok, sh, sig, asc, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
-            continue
-        if _grown(size) > buf.shape[0]:
-            buf = np.empty(2 * _grown(size), np.uint8)
-        if j < 0:
-            w = _strip_collapse_doc(data, s, e, table, punct_mask, buf, 0)
-        else:
-            w = _strip_collapse_doc(alt_data, alt_offsets[j], alt_offsets[j + 1], table, punct_mask, buf, 0)
-        _facts_one(buf, 0, w, d, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
-                   tok, sh, sig, asc, h1, h2, nchars, nsh, keys, sigs)  # fmt: skip
+        src, s, e, buf = _text_of(d, sources, buf)
+        if e - s > tok.shape[0]:
+            tok = np.empty(2 * (e - s), np.uint64)
+            sh = np.empty(2 * (e - s), np.uint64)
+        _facts_one(src, s, e, d, params, tok, sh, sig, asc, out)
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def _doc_facts(bounds, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, normalise_first,
-               ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
-               h1, h2, nchars, nsh, keys, sigs):  # fmt: skip
-    """Documents in chunks across threads; every output row depends only on its own document."""
+def _doc_facts(bounds, sources, params, out):
+    """Documents in chunks across threads; every output row depends only on its own document. sources: the text
+    buffers (`_sources`); params: (ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds); out:
+    (h1, h2, nchars, nsh, keys, sigs), one row per document."""
     for c in nb.prange(bounds.shape[0] - 1):
-        _doc_facts_range(
-            bounds[c], bounds[c + 1], offsets, data, alt, alt_offsets, alt_data, table, punct_mask,
-            normalise_first, ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds,
-            h1, h2, nchars, nsh, keys, sigs,
-        )  # fmt: skip
+        _doc_facts_range(bounds[c], bounds[c + 1], sources, params, out)
 
 
 def document_facts(
@@ -257,15 +239,7 @@ def document_facts(
     """For each normalised text (or each raw text, normalised on the fly, with `normalise_first`): exact hashes
     `h1`, `h2` (int64 bit patterns) of the normalised text, `nchars` (its code points), `nshingles`, `bands`
     int64[n, bands] LSH band keys (0 where a document has no shingles) and the `signature` int64[n, num_perm]."""
-    if normalise_first:
-        texts, offsets, data, alt, alt_offsets, alt_data = _prepared(texts)
-    else:
-        offsets, data = string_buffers(texts)
-        alt, alt_offsets, alt_data = (
-            np.full(len(texts), -1, np.int64),
-            np.zeros(1, np.int64),
-            np.zeros(1, np.uint8),
-        )
+    texts, sources = _sources(texts, normalise_first=normalise_first, unicode_punctuation=unicode_punctuation)
     n = len(texts)
     h1 = np.empty(n, np.uint64)
     h2 = np.empty(n, np.uint64)
@@ -273,32 +247,10 @@ def document_facts(
     nsh = np.empty(n, np.int64)
     keys = np.empty((n, bands), np.uint64)
     sigs = np.empty((n, num_perm), np.uint64)
-    _doc_facts(
-        _chunk_bounds(offsets, 4 * nb.get_num_threads()),
-        offsets,
-        data,
-        alt,
-        alt_offsets,
-        alt_data,
-        _char_classes(),
-        2 if unicode_punctuation else 1,
-        normalise_first,
-        ngram,
-        word,
-        np.uint64(seed),
-        _seeds(seed, num_perm, 1),
-        signature == "oph",
-        num_perm,
-        bands,
-        rows,
-        _seeds(seed, bands, 2),
-        h1,
-        h2,
-        nchars,
-        nsh,
-        keys,
-        sigs,
-    )
+    params = (ngram, word, np.uint64(seed), _seeds(seed, num_perm, 1), signature == "oph", num_perm, bands, rows,
+              _seeds(seed, bands, 2))  # fmt: skip
+    bounds = _chunk_bounds(sources[0], 4 * nb.get_num_threads())
+    _doc_facts(bounds, sources, params, (h1, h2, nchars, nsh, keys, sigs))
     return {
         "h1": h1.view(np.int64),
         "h2": h2.view(np.int64),
