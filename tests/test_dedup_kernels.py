@@ -105,6 +105,32 @@ def test_jaccard_threshold_stops_only_below_it(texts: list[str], word: bool) -> 
             assert (got[~above] > exact[~above]).any()  # some pairs did stop early
 
 
+def test_fused_character_shingles_equal_the_reference_loop(texts: list[str]) -> None:
+    """The character-shingle loop fused into the one-permutation signature and into the Jaccard sets gives the
+    values of the reference `_tokens` + `_window_hashes` (the copies are kept for speed; see shingles.py)."""
+    from dedup.kernels import jaccard, shingles, signatures
+
+    norm = kernels.normalise(pa.array(texts[:300] + ["ab", "", "x" * 200, "é" * 40]))
+    offsets, data = kernels.string_buffers(norm)
+    seed, k, ngram = np.uint64(7), 64, 13
+    asc = shingles._ascii_tokens(seed)
+    for d in range(len(norm)):
+        s, e = offsets[d], offsets[d + 1]
+        tok, sh = np.empty(max(e - s, 1), np.uint64), np.empty(max(e - s, 1), np.uint64)
+        m = shingles._doc_shingles(data, s, e, ngram, False, seed, tok, sh, asc)
+        got = np.empty(k, np.uint64)
+        assert signatures._oph_char_fused(data, s, e, ngram, seed, k, asc, got)[1] == m
+        if m:
+            ref = np.empty(k, np.uint64)
+            signatures._signature_oph(sh, m, k, seed, ref)
+            signatures._densify(got, k, seed)
+            assert np.array_equal(got, ref)
+        mask = int(jaccard._table_mask(e - s))
+        keys = np.zeros(mask + 1, np.uint64)
+        assert jaccard._char_set(data, s, e, ngram, seed, asc, keys, mask) == len(set(sh[:m].tolist()))
+        assert set(keys[keys != 0].tolist()) == set(sh[:m].tolist())
+
+
 def test_facts_of_raw_texts_equal_facts_of_normalised(texts: list[str]) -> None:
     raw = pa.array(texts + ["ＡＢＣ　ｄ Café  e\u0301té!!" * 30, None, ""])
     kw = {"ngram": 13, "word": False, "seed": 3, "signature": "oph", "num_perm": 64, "bands": 16, "rows": 4}
