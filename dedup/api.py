@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from dedup.config import DedupConfig
 from dedup.outputs import finalize, remove_outputs
-from dedup.work import WorkDir, remove_tmp_files, spill, write_json_atomic
+from dedup.work import WorkDir, phase, remove_tmp_files, spill, write_json_atomic
 from pipelines.locks import output_lock
 
 
@@ -85,6 +85,7 @@ def _run(
     t0 = time.perf_counter()
     fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 3}
     work = WorkDir(out, fingerprint, spill="arrow" if engine == "polars" else "parquet")
+    phase("input" + (" and facts" if engine == "polars" else ""), f"{engine} engine, work folder {work.root}")
 
     if engine == "polars":
         # Facts of shard i are computed on a worker thread (the kernels release the GIL) while the reader parses
@@ -123,6 +124,7 @@ def _run(
         raise ValueError(f"unknown engine {engine!r} (polars or spark)")
 
     t = time.perf_counter()
+    phase("outputs", f"writing {out}")
     stats = finalize(work, decisions, out, config, phases)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

@@ -21,6 +21,7 @@ Layout:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,15 @@ SPILL_SUFFIX = {"arrow": ".arrow", "parquet": ".parquet"}
 QUARANTINE_SCHEMA = pa.schema(
     [("file", pa.string()), ("row", pa.int64()), ("error", pa.string()), ("payload", pa.string())]
 )
+
+
+PROGRESS = logging.getLogger("sift.dedup")
+
+
+def phase(name: str, detail: str = "") -> None:
+    """Log the start of a phase of a run (one INFO line under the `sift` logger; pipelines/progress.py shows it
+    on a terminal or in a Dagster run's log, and nothing is shown otherwise)."""
+    PROGRESS.info("dedup: %s%s", name, f" ({detail})" if detail else "")
 
 
 KILL_ENV = "SIFT_TEST_KILL_AT"

@@ -72,6 +72,7 @@ def dedup(
     import dedup as dedup_pkg
     from pipelines.config import engine_choice, load_config
     from pipelines.lake import InputError, iter_documents
+    from pipelines.progress import terminal_progress
 
     name, master = engine_choice(engine, spark_master)
     for flag, value, allowed in (
@@ -100,7 +101,8 @@ def dedup(
 
         spark = get_spark(master)
     try:
-        stats = dedup_pkg.run(docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint)
+        with terminal_progress(console):  # a line per phase on a terminal
+            stats = dedup_pkg.run(docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint)
     except UnicodeDecodeError as exc:
         raise InputError(f"{input}: {exc}") from exc
     table = Table(title=f"sift dedup ({cfg.mode}, {cfg.scope}): {stats['rows_in']} rows in -> {output}")  # type: ignore[attr-defined]
