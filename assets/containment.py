@@ -148,6 +148,9 @@ def containment_graph(
     out = _local(lake, "containment")
     refs, problems = discover_tables(_local(lake, "tables"))
     spark = engine.spark() if cfg.engine == "spark" else None
+    context.log.info(
+        f"contain: containment ({len(refs)} tables: schema graph, min-max pruning, content check)"
+    )
     result = find_containment(
         refs, cfg, spark=spark, cache_dir=os.path.join(out, "cache", "csv_stats"), problems=problems
     )
@@ -202,6 +205,7 @@ def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     cfg = load_config("contain")
     out = _local(lake, "containment")
     result = load_result(os.path.join(out, "containment_result.json"))
+    context.log.info(f"contain: plan, recipes and outputs ({len(result.edges)} containment pairs)")
     stats = plan_and_write(result, out, cfg)
     plan = pq.read_table(os.path.join(out, "deletion_plan.parquet")).to_pylist()
     edges = pq.read_table(os.path.join(out, "containment.parquet"))

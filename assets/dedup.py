@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.progress import forward_progress
 from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 GROUP = "dedup"
@@ -66,6 +67,7 @@ def dedup_signatures(
     source = context.partition_key
     docs = pq.read_table(_local(lake, "raw_documents", f"{source}.parquet"), columns=["id", "source", "text"])
     docs = docs.add_column(0, "_row", pa.array(range(docs.num_rows), pa.int64()))
+    context.log.info(f"dedup: facts (source {source}, {docs.num_rows} documents)")
     facts = pa.Table.from_batches([kernels.facts_batch(docs, cfg)]) if docs.num_rows else None
     path = _local(lake, "dedup", "signatures", f"{source}.parquet")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -112,7 +114,8 @@ def duplicate_clusters(
 
     fingerprint = json.dumps([(f, os.path.getsize(f), os.path.getmtime(f)) for f in files])
     spark = engine.spark() if engine.name == "spark" else None
-    stats = dedup.run(batches(), cfg, out, engine=engine.name, spark=spark, input_fingerprint=fingerprint)
+    with forward_progress(context.log.info):  # the run's phases in the Dagster run log
+        stats = dedup.run(batches(), cfg, out, engine=engine.name, spark=spark, input_fingerprint=fingerprint)
     with open(os.path.join(out, "report.md")) as f:
         report = f.read()
     png = os.path.join(out, "cluster_sizes.png")

@@ -3,6 +3,10 @@
 `run(documents, config, output_dir, engine="polars")` streams the documents into a resumable work folder, runs the
 chosen engine's plan, and writes the outputs (dedup/outputs.py). Running it again on the same output folder with
 the same config and input after a crash reuses the finished work and gives byte-identical output.
+
+A run holds the output folder's lock (pipelines/locks.py) from start to end: a second run into the same folder
+meanwhile raises `OutputBusyError`. Before it writes anything, a run removes the temporary files killed runs left
+there and the previous run's output files, so a folder never shows another run's outputs beside this run's work.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from dedup.config import DedupConfig
-from dedup.outputs import finalize
-from dedup.work import WorkDir, spill, write_json_atomic
+from dedup.outputs import finalize, remove_outputs
+from dedup.work import WorkDir, phase, remove_tmp_files, spill, write_json_atomic
+from pipelines.locks import output_lock
 
 
 def _warm_engine(config: DedupConfig) -> Any:
@@ -58,14 +63,29 @@ def run(
     and `.quarantine`, as `pipelines.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
     `input_fingerprint`: identifies the input for resuming (e.g. path, size, mtime); without it, a leftover work
     folder is only reused if the config matches. Returns the stats dict (also written to stats.json).
+    Raises `pipelines.locks.OutputBusyError` while another run writes to `output_dir`.
     """
     config = config or DedupConfig()
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        remove_tmp_files(out)
+        remove_outputs(out)
+        return _run(documents, config, out, engine, spark, input_fingerprint)
+
+
+def _run(
+    documents: Iterable[Any] | pa.Table | pa.RecordBatch,
+    config: DedupConfig,
+    out: Path,
+    engine: str,
+    spark: Any,
+    input_fingerprint: str | None,
+) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 3}
     work = WorkDir(out, fingerprint, spill="arrow" if engine == "polars" else "parquet")
+    phase("input" + (" and facts" if engine == "polars" else ""), f"{engine} engine, work folder {work.root}")
 
     if engine == "polars":
         # Facts of shard i are computed on a worker thread (the kernels release the GIL) while the reader parses
@@ -104,6 +124,7 @@ def run(
         raise ValueError(f"unknown engine {engine!r} (polars or spark)")
 
     t = time.perf_counter()
+    phase("outputs", f"writing {out}")
     stats = finalize(work, decisions, out, config, phases)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

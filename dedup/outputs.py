@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from dedup.config import DedupConfig
 from dedup.plots import cluster_histogram
-from dedup.work import QUARANTINE_SCHEMA, WorkDir, write_json_atomic
+from dedup.work import QUARANTINE_SCHEMA, WorkDir, kill_point, tmp_name, write_json_atomic
 
 OUTPUT_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 16384
@@ -60,9 +60,25 @@ OUTPUT_FILES = (
 )
 
 
+TIMINGS_FILE = "timings.json"
+
+
+def remove_outputs(output_dir: Path) -> list[str]:
+    """Remove the output files a previous run left in the folder (before a run writes anything, so that a run that
+    fails or is killed never leaves another run's outputs beside its work). Returns the names removed."""
+    removed = []
+    for name in (*OUTPUT_FILES, TIMINGS_FILE):
+        path = output_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    return removed
+
+
 def _write(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_name(path)
     pq.write_table(table.combine_chunks(), tmp, compression=OUTPUT_COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+    kill_point(path)
     os.replace(tmp, path)
 
 
@@ -107,7 +123,7 @@ def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path, text_bytes: int
     schema = _unified_schema(work, shards)
     average = text_bytes // max(int(kept_mask.sum()), 1)
     page_rows = min(ROW_GROUP_ROWS, max(1, PAGE_BYTES // max(average, 1)))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_name(path)
     pending: list[pa.Table] = []
     pending_rows = 0
     with pq.ParquetWriter(
@@ -133,6 +149,7 @@ def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path, text_bytes: int
                 pending, pending_rows = [rest], rest.num_rows
         if pending_rows:
             writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+    kill_point(path)
     os.replace(tmp, path)
 
 
@@ -283,6 +300,7 @@ def finalize(
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)
     quarantine = read_quarantine(work)
     stats = compute_stats(decisions, quarantine, config, phases)
+    kill_point(out / "cluster_sizes.png")  # (before it is drawn: plots.py writes it atomically)
     cluster_histogram(stats, out / "cluster_sizes.png")  # Pillow: ~0.1 s
     write_kept(work, kept, out / "kept.parquet", stats["bytes_kept"])
     removed = decisions.filter(pc.invert(decisions.column("kept")))
@@ -291,7 +309,8 @@ def finalize(
     _write(clusters.select(CLUSTERS_SCHEMA.names).cast(CLUSTERS_SCHEMA), out / "clusters.parquet")
     _write(quarantine, out / "quarantine.parquet")
     write_json_atomic(stats, out / "stats.json")
-    tmp = out / f".report.md.{os.getpid()}.tmp"
+    tmp = tmp_name(out / "report.md")
     tmp.write_text(report_markdown(stats))
+    kill_point(out / "report.md")
     os.replace(tmp, out / "report.md")
     return stats

@@ -21,8 +21,11 @@ Layout:
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
+import signal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,24 +42,75 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+PROGRESS = logging.getLogger("sift.dedup")
+
+
+def phase(name: str, detail: str = "") -> None:
+    """Log the start of a phase of a run (one INFO line under the `sift` logger; pipelines/progress.py shows it
+    on a terminal or in a Dagster run's log, and nothing is shown otherwise)."""
+    PROGRESS.info("dedup: %s%s", name, f" ({detail})" if detail else "")
+
+
+KILL_ENV = "SIFT_TEST_KILL_AT"
+# `.NAME.PID.tmp`, the temporary sibling of every atomic write (`.NAME.PID.tmp.png` for the histogram)
+TMP_NAME = re.compile(r"^\..+\.\d+\.tmp(\.[a-z]+)?$")
+
+
+def kill_point(path: str | os.PathLike[str]) -> None:
+    """Crash-safety test hook: SIGKILL this process just before the file at `path` is put in place, when the
+    environment variable SIFT_TEST_KILL_AT names it (its name or its last path parts: `stats.json`,
+    `facts/part-00002.arrow.done`). Every state change of a run is such a file, so a test can kill at any
+    phase boundary and check that the restarted run ends byte-identical."""
+    target = os.environ.get(KILL_ENV)
+    if target:
+        p = Path(path).as_posix()
+        if p == target or p.endswith("/" + target):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def tmp_name(path: Path) -> Path:
+    """The temporary sibling an atomic write of `path` goes through (renamed into place once complete)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_tmp_files(folder: Path) -> list[Path]:
+    """Remove the temporary siblings (`.NAME.PID.tmp`) that killed runs left in an output folder and its `_work`
+    (no symbolic link inside them followed); call it only while holding the folder's lock. Returns what was removed."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for root, dirs, files in os.walk(folder):  # (os.walk follows no symbolic link to a folder)
+        if Path(root) == folder:
+            dirs[:] = [d for d in dirs if d == "_work"]
+        for name in files:
+            if TMP_NAME.match(name):
+                path = Path(root) / name
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def write_parquet_atomic(table: pa.Table, path: Path, *, compression: str = WORK_COMPRESSION) -> None:
     """Write a table to a temporary sibling, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_name(path)
     pq.write_table(table, tmp, compression=compression, use_dictionary=False, write_statistics=False)
+    kill_point(path)
     os.replace(tmp, path)
 
 
 def write_ipc_atomic(table: pa.Table, path: Path) -> None:
     """Write a table as one uncompressed Arrow IPC file (a temporary sibling renamed into place)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_name(path)
     with ipc.new_file(tmp, table.schema) as writer:
         writer.write_table(table)
+    kill_point(path)
     os.replace(tmp, path)
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_name(path)
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    kill_point(path)
     os.replace(tmp, path)
 
 

@@ -54,6 +54,7 @@ def contain(
     from pipelines.config import engine_choice, load_config
     from pipelines.errors import InputError, check_output_folder
     from pipelines.lake_tables import discover_tables
+    from pipelines.progress import terminal_progress
 
     check_output_folder(output)
     name, master = engine_choice(engine, spark_master)
@@ -70,7 +71,8 @@ def contain(
         raise InputError(f"{access_log}: access log not found")
     refs, problems = discover_tables(lake)
     # a large lake gets a side worker, started before the heavy imports below so that it imports meanwhile
-    with side_worker(enabled=cfg.engine == "polars" and len(refs) >= SIDE_MIN_TABLES) as pool:
+    side = side_worker(enabled=cfg.engine == "polars" and len(refs) >= SIDE_MIN_TABLES)
+    with side as pool, terminal_progress(console):  # progress: a line per phase on a terminal
         stats = _run(refs, problems, cfg, master, lake, output, access_log, apply, pool)
     table = Table(
         title=f"sift contain: {stats['tables']} tables ({len(stats['skipped'])} skipped) -> {output}"

@@ -74,6 +74,7 @@ def dedup(
     from pipelines.errors import check_output_folder
     from pipelines.ingest import refuse_if_all_rejected
     from pipelines.lake import Fields, InputError, iter_documents
+    from pipelines.progress import terminal_progress
 
     check_output_folder(output)
     name, master = engine_choice(engine, spark_master)
@@ -108,7 +109,8 @@ def dedup(
 
         spark = get_spark(master)
     try:
-        stats = dedup_pkg.run(docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint)
+        with terminal_progress(console):  # a line per phase on a terminal
+            stats = dedup_pkg.run(docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint)
     except UnicodeDecodeError as exc:
         raise InputError(f"{input}: {exc}") from exc
     table = Table(title=f"sift dedup ({cfg.mode}, {cfg.scope}): {stats['rows_in']} rows in -> {output}")  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import time
 from collections import defaultdict
@@ -48,6 +49,8 @@ from dedup.containment.schema import ColumnInfo, TableSchema
 from dedup.containment.side import SIDE_MIN_TABLES, call, share
 from dedup.containment.stats import TableStats, stats_rows
 from dedup.containment.tables import TableRef, forget_csv, read_table
+
+PROGRESS = logging.getLogger("sift.contain")  # one line per phase (pipelines/progress.py shows it)
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -170,6 +173,9 @@ def run_contain(
     if spark is not None or len(refs) < SIDE_MIN_TABLES:
         pool = None  # a small lake is done before the worker would help; a Spark run has its cluster
     try:  # find_containment starts with no parsed CSV kept; none is kept past the run
+        PROGRESS.info(
+            "contain: containment (%d tables: schema graph, min-max pruning, content check)", len(refs)
+        )
         result = find_containment(
             refs,
             config,
@@ -178,6 +184,7 @@ def run_contain(
             problems=problems,
             pool=pool,
         )
+        PROGRESS.info("contain: plan, recipes and outputs (%d containment pairs)", len(result.edges))
         return plan_and_write(
             result,
             output_dir,

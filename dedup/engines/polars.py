@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from dedup import kernels
 from dedup.config import DedupConfig
 from dedup.plan import assemble, priority_rank
-from dedup.work import WorkDir, read_work_table, write_parquet_atomic, write_work_table
+from dedup.work import WorkDir, phase, read_work_table, write_parquet_atomic, write_work_table
 
 META_COLUMNS = ["_row", "id", "source", "length", "nbytes", "nchars", "nshingles", "h1", "h2"]
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float64())])
@@ -218,6 +218,7 @@ def run(work: WorkDir, config: DedupConfig, timings: dict[str, float]) -> tuple[
     timings["facts"] = timings.get("facts", 0.0) + time.perf_counter() - t
 
     t = time.perf_counter()
+    phase("candidates", f"{n} documents")
     rank = priority_rank(meta, config.source_priority)
     rep = exact_representatives(meta, rank, config)
     rows = np.arange(n, dtype=np.int64)
@@ -235,6 +236,7 @@ def run(work: WorkDir, config: DedupConfig, timings: dict[str, float]) -> tuple[
 
     t = time.perf_counter()
     if config.mode == "verified":
+        phase("verification", f"{a.size} candidate edges")
         edge_path = work.table("edges")
         if work.done(edge_path):
             sim = pq.read_table(edge_path).column("similarity").to_numpy(zero_copy_only=False)
@@ -253,6 +255,7 @@ def run(work: WorkDir, config: DedupConfig, timings: dict[str, float]) -> tuple[
     timings["verify"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    phase("components", f"{a.size} edges")
     comp = components(n, a, b, nodes)
     if config.mode == "verified":
         kept_r, dup_r, sim_r = kernels.greedy_survivors(n, rank[a], rank[b], sim)

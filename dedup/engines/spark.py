@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from dedup.config import DedupConfig
 from dedup.kernels import band_columns
 from dedup.plan import assemble, priority_rank
-from dedup.work import WorkDir
+from dedup.work import WorkDir, phase
 
 MAX_ROUNDS = 1000  # a guard against a bug, never a silent cap: exceeding it raises
 
@@ -212,6 +212,7 @@ def run(
     local = config.scope == "local"
 
     t = time.perf_counter()
+    phase("facts", f"{len(shards)} input shards")
     if shards:
         docs = spark.read.parquet(*shards).select("_row", "id", "source", "text")
     else:
@@ -222,6 +223,7 @@ def run(
     timings["facts"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    phase("candidates", f"{meta.num_rows} documents")
     p0, p1, p2 = _priority(config)
     prio = F.struct(p0.alias("p0"), p1.alias("p1"), p2.alias("p2"), F.col("_row").alias("p3"))
     keys = ["h1", "h2"] + (["source"] if local else [])
@@ -252,6 +254,7 @@ def run(
 
     t = time.perf_counter()
     if config.mode == "verified":
+        phase("verification", f"{phases['candidate_edges']} candidate edges")
         texts = docs.select("_row", "text")
 
         sigs = facts.select("_row", "signature")
@@ -277,6 +280,7 @@ def run(
     timings["verify"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    phase("components", "large-star/small-star rounds")
     n = meta.num_rows
     comp = np.full(n, -1, np.int64)
     node_kept = node_dup = node_sim = None
