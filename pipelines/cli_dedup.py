@@ -71,7 +71,7 @@ def dedup(
     lean_start()
     import dedup as dedup_pkg
     from pipelines.config import engine_choice, load_config
-    from pipelines.lake import InputError, iter_documents
+    from pipelines.lake import InputError, input_files, iter_documents, skipped_files_line
 
     name, master = engine_choice(engine, spark_master)
     for flag, value, allowed in (
@@ -117,6 +117,9 @@ def dedup(
         f"kept {stats['kept']}, removed {stats['removed']}, quarantined {stats['quarantined']}; "
         f"{stats['clusters']['count']} duplicate clusters (largest {stats['clusters']['largest']})"
     )
+    skipped = skipped_files_line(input_files(input).skipped)
+    if skipped:
+        out.print(skipped, markup=False, highlight=False, soft_wrap=True)
     if spark is None:
         from pipelines.fastexit import request
 

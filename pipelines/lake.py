@@ -97,36 +97,70 @@ def detect_format(name: str) -> str:
     raise InputError(f"{name}: unknown file format (expected .parquet, .jsonl[.gz|.zst], .csv or .arrow)")
 
 
-def list_input_files(uri: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
-    """The files an input URI stands for, sorted, and their common format."""
+# Files an Arrow `save_to_disk` folder (or a DatasetDict) holds beside its data-*.arrow files.
+ARROW_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """What an input URI stands for: the files to read (sorted), their one format, and every file of the folder
+    that is not read, by path relative to the input, with the reason."""
+
+    fs: fsspec.AbstractFileSystem
+    paths: list[str]
+    format: str
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def input_files(uri: str | os.PathLike[str]) -> InputFiles:
+    """The files an input URI stands for. A folder must hold one format (an Arrow dataset folder's metadata files
+    aside): a folder that mixes formats is refused rather than read in part."""
     fs, path = _fs_and_path(uri)
     if not fs.exists(path):
         raise InputError(f"{uri}: no such file or directory")
-    if fs.isdir(path):
-        names = sorted(
-            p
-            for p in fs.find(path)
-            if not Path(p).name.startswith((".", "_")) and not Path(p).name.endswith((".json.lock",))
-        )
-        # An Arrow `save_to_disk` folder: data-*.arrow plus dataset_info.json / state.json.
-        arrow = [p for p in names if p.endswith(".arrow")]
-        if arrow:
-            return fs, arrow, "arrow"
-        candidates = []
-        for p in names:
+    if not fs.isdir(path):
+        return InputFiles(fs, [path], detect_format(path))
+    names = sorted(fs.find(path))
+    has_arrow = any(p.endswith(".arrow") for p in names)
+    by_format: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    for p in names:
+        name = Path(p).name
+        rel = os.path.relpath(p, path)
+        if name.startswith((".", "_")):
+            skipped[rel] = "hidden name"
+        elif has_arrow and name in ARROW_METADATA:
+            skipped[rel] = "Arrow dataset metadata"
+        else:
             try:
-                candidates.append((p, detect_format(p)))
+                by_format.setdefault(detect_format(p), []).append(p)
             except InputError:
-                continue
-        if not candidates:
-            raise InputError(f"{uri}: directory holds no Parquet, JSONL, CSV or Arrow files")
-        formats = {f for _, f in candidates}
-        if len(formats) > 1:
-            raise InputError(
-                f"{uri}: directory mixes formats {sorted(formats)}; point at one format at a time"
-            )
-        return fs, [p for p, _ in candidates], formats.pop()
-    return fs, [path], detect_format(path)
+                skipped[rel] = "unknown format"
+    if not by_format:
+        raise InputError(f"{uri}: directory holds no Parquet, JSONL, CSV or Arrow files")
+    if len(by_format) > 1:
+        examples = ", ".join(f"{os.path.relpath(ps[0], path)}" for _, ps in sorted(by_format.items()))
+        raise InputError(
+            f"{uri}: directory mixes formats {sorted(by_format)} (for example {examples}); "
+            "point at one format at a time"
+        )
+    fmt, paths = by_format.popitem()
+    return InputFiles(fs, paths, fmt, skipped)
+
+
+def list_input_files(uri: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
+    """The files an input URI stands for, sorted, and their common format (see `input_files`)."""
+    found = input_files(uri)
+    return found.fs, found.paths, found.format
+
+
+def skipped_files_line(skipped: dict[str, str], limit: int = 10) -> str | None:
+    """One line naming the files of an input folder that were not read (for a command's summary), or None."""
+    if not skipped:
+        return None
+    shown = ", ".join(f"{name} ({why})" for name, why in list(skipped.items())[:limit])
+    more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"skipped {len(skipped)} file(s) not read: {shown}{more}"
 
 
 def _open_bytes(fs: fsspec.AbstractFileSystem, path: str) -> io.BufferedIOBase:
@@ -287,8 +321,17 @@ def _valid_utf8(data: bytes) -> bool:
     return True
 
 
+# The one blank-line rule of JSONL, shared by the parsers and `count_input_records`: a line is blank when it holds
+# only ASCII whitespace (what `bytes.strip()` removes). Anything else, a non-breaking space or `\x1c` included, is
+# a record, kept or quarantined.
+BLANK_BYTES = b" \t\n\r\x0b\x0c"
 _BLANK_FIRST = re.compile(rb"[ \t\r\x0b\x0c]*\n")
 _BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
+
+
+def is_blank_line(raw: bytes) -> bool:
+    """Whether a raw JSONL line is blank (skipped, not a record): ASCII whitespace only."""
+    return not raw.strip(BLANK_BYTES)
 
 
 def _clean_block(buf: bytes | bytearray, start: int, stop: int) -> bool:
@@ -298,6 +341,42 @@ def _clean_block(buf: bytes | bytearray, start: int, stop: int) -> bool:
     if stop <= start:
         return False
     return _BLANK_FIRST.match(buf, start, stop) is None and _BLANK_LINE.search(buf, start, stop) is None
+
+
+# Nesting deeper than this is refused: the record is quarantined (per-line path, `_too_deep`). Deeper structures
+# crash or fail the tools downstream: Arrow's JSON reader recurses once per level and overflows the C stack (a
+# segfault) some thousands of levels deep, and Python's json module stops at its recursion limit near 1,000.
+MAX_NESTING = 500
+
+
+def _may_nest_deeply(block: bytes | bytearray | memoryview) -> bool:
+    """Whether some line of `block` holds more than MAX_NESTING '[' or '{' (an upper bound on its nesting depth,
+    brackets inside strings counted too), found with numpy in a few passes. Such a block takes the per-line path,
+    never Arrow's JSON reader."""
+    data = np.frombuffer(block, np.uint8)
+    opens = (data == ord("[")) | (data == ord("{"))
+    if int(np.count_nonzero(opens)) <= MAX_NESTING:
+        return False
+    starts = np.flatnonzero(data == ord("\n")) + 1
+    starts = np.concatenate(([0], starts[starts < len(data)]))
+    return int(np.add.reduceat(opens, starts, dtype=np.int64).max()) > MAX_NESTING
+
+
+def _too_deep(raw: bytes, rec: Any) -> bool:
+    """Whether a parsed record nests arrays and objects more than MAX_NESTING levels deep (walked only when its
+    line holds that many brackets)."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:
+        return False
+    stack = [(rec, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+    return False
 
 
 def _count_newlines(buf: bytes | bytearray, start: int, stop: int, step: int = 1 << 20) -> int:
@@ -310,7 +389,7 @@ def _parse_jsonl_arrow(
     lines: list[tuple[int, bytes]], file: str, fields: Fields, default_source: str
 ) -> _Batch | None:
     """Fast path for numbered lines: see `_parse_jsonl_block`."""
-    if not lines or any(not raw.strip() for _, raw in lines):
+    if not lines or any(is_blank_line(raw) for _, raw in lines):
         return None
     block = b"\n".join(raw for _, raw in lines)
     return _parse_jsonl_block(block, [row for row, _ in lines], file, fields, default_source)
@@ -328,6 +407,8 @@ def _parse_jsonl_block(
     import pyarrow.json as pajson
 
     if not _valid_utf8(block):  # Arrow's JSON reader does not reject invalid UTF-8 inside strings
+        return None
+    if _may_nest_deeply(block):
         return None
     try:
         tbl = pajson.read_json(
@@ -385,6 +466,8 @@ def parse_jsonl_lines(
         return fast
     batch = _Batch(file=file)
     for row, raw in lines:
+        if is_blank_line(raw):
+            continue
         try:
             decoded = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -394,12 +477,15 @@ def parse_jsonl_lines(
                 raw.decode("utf-8", errors="backslashreplace"),
             )
             continue
-        if not decoded.strip():
-            continue
         try:
             rec = orjson.loads(decoded)
         except orjson.JSONDecodeError as exc:
             batch.quarantine(row, f"malformed JSON: {exc}", decoded)
+            continue
+        if _too_deep(raw, rec):
+            batch.quarantine(
+                row, f"too deeply nested: more than {MAX_NESTING} levels of arrays/objects", decoded
+            )
             continue
         _accept_record(batch, row, rec, decoded, fields, default_source)
     return batch
@@ -837,7 +923,7 @@ def read_table(uri: str | os.PathLike[str]) -> pa.Table:
         rows = []
         for p in paths:
             with _open_bytes(fs, p) as s:
-                rows.extend(orjson.loads(line) for line in s if line.strip())
+                rows.extend(orjson.loads(line) for line in s if not is_blank_line(line))
         return pa.Table.from_pylist(rows)
     return pa.concat_tables([pa.ipc.open_stream(fs.open(p, "rb").read()).read_all() for p in paths])
 
@@ -861,7 +947,7 @@ def count_input_records(uri: str | os.PathLike[str]) -> int:
                         break
                     if not line:
                         break
-                    total += bool(line.strip())
+                    total += not is_blank_line(line)
             finally:
                 stream.close()
         elif fmt == "parquet":
