@@ -673,17 +673,21 @@ def _iter_jsonl(
     yield parse_jsonl_block(buf, start, end, row + 1, display, fields, default_source)
 
 
+def _check_columns(names: list[str], display: str, fields: Fields) -> None:
+    missing = [name for name in (fields.id, fields.text) if name not in names]
+    if missing:
+        raise InputError(
+            f"{display}: missing required column(s) {missing}; columns are {names} "
+            f"(choose others with --id-field/--text-field)"
+        )
+
+
 def _columnar_batch(
     tbl: pa.Table, first_row: int, display: str, fields: Fields, default_source: str
 ) -> _Batch:
-    """Validate a columnar batch (Parquet/CSV/Arrow) row by row against the same rules as JSONL."""
+    """Validate a columnar batch (Parquet/Arrow) row by row against the same rules as JSONL."""
     batch = _Batch(file=display)
-    missing = [name for name in (fields.id, fields.text) if name not in tbl.column_names]
-    if missing:
-        raise InputError(
-            f"{display}: missing required column(s) {missing}; columns are {tbl.column_names} "
-            f"(choose others with --id-field/--text-field)"
-        )
+    _check_columns(tbl.column_names, display, fields)
     for offset, rec in enumerate(tbl.to_pylist()):
         payload = json.dumps(rec, ensure_ascii=False, default=str)
         _accept_record(batch, first_row + offset, rec, payload, fields, default_source)
@@ -703,35 +707,196 @@ def _iter_parquet(
         row += rb.num_rows
 
 
+class _CutAtNewline(io.RawIOBase):
+    """A decompressed stream for Arrow's CSV reader that ends cleanly where a compressed input is cut short.
+
+    It hands out data only up to the last record end seen so far (a newline outside quotes, by the parity of the
+    double quotes before it); when the stream turns out to be cut, it ends there and keeps the bytes after it (the
+    cut record) and the error in `cut`, for the quarantine. Arrow never sees the cut, so it neither reads half a
+    record as a whole one nor fails inside its own read. A quote that breaks the parity (a stray quote inside an
+    unquoted field) makes it hold back at most _HOLD_MAX bytes before it hands out up to the last newline."""
+
+    _HOLD_MAX = 1 << 26
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._read = getattr(stream, "read1", None) or stream.read  # one underlying read: see `_iter_jsonl`
+        self._held = b""
+        self._out = memoryview(b"")
+        self._odd = 0  # parity of the double quotes handed out so far
+        self._eof = False
+        self.cut: tuple[str, bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _record_end(self, data: bytes) -> int:
+        """The index just after the last newline of `data` that lies outside quotes (0 if none)."""
+        if not self._odd and b'"' not in data:
+            return data.rfind(b"\n") + 1
+        arr = np.frombuffer(data, np.uint8)
+        inside = (np.cumsum(arr == ord('"'), dtype=np.uint8) + self._odd) & 1
+        ends = np.flatnonzero((arr == ord("\n")) & (inside == 0))
+        if len(ends):
+            return int(ends[-1]) + 1
+        return data.rfind(b"\n") + 1 if len(data) > self._HOLD_MAX else 0
+
+    def readinto(self, b: Any) -> int:
+        while not self._out and not self._eof:
+            try:
+                data = self._read(1 << 22)
+            except (EOFError, OSError, zstandard.ZstdError, zlib.error) as exc:
+                self.cut = (f"{type(exc).__name__}: {exc}", self._held)
+                self._held, self._eof = b"", True
+                break
+            if not data:
+                self._out, self._held, self._eof = memoryview(self._held), b"", True
+                break
+            data = self._held + data
+            end = self._record_end(data)
+            self._odd = (self._odd + data.count(b'"', 0, end)) & 1
+            self._out, self._held = memoryview(data)[:end], data[end:]
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+@dataclass
+class _CsvBlock:
+    """One batch of CSV records: the rows Arrow split into fields (every column binary) with their 1-based record
+    numbers, and the records it could not split, each as (row, error, payload)."""
+
+    table: pa.RecordBatch | None
+    rows: list[int]
+    bad: list[tuple[int, str, str]]
+
+
+def _csv_options(path: str, on_invalid: Callable[[Any], str]) -> tuple[Any, Any]:
+    delimiter = "\t" if _strip_compression(path.lower())[0].endswith(".tsv") else ","
+    # No threads: Arrow reads the Python stream on the calling thread, in order.
+    read = pacsv.ReadOptions(block_size=1 << 22, use_threads=False)
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
+    return read, parse
+
+
+def _csv_blocks(opener: Opener, path: str, display: str) -> Iterator[_CsvBlock]:
+    """Every record of a CSV file, in order: each cell is read as bytes (no type is inferred, so no later cell
+    can fail a conversion, and invalid UTF-8 stays in its row); a record with the wrong number of fields, a cut
+    at the end of a compressed file, or text Arrow cannot parse from some point on is a bad record, never lost."""
+    read, parse = _csv_options(path, lambda row: "skip")
+    with _CutAtNewline(_decompress(opener(), path)) as stream:
+        try:
+            names = pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names
+        except pa.ArrowInvalid as exc:
+            if stream.cut is not None:
+                raise InputError(f"{display}: cut short before its header ends ({stream.cut[0]})") from exc
+            raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(
+            f"{display}: CSV header repeats column name(s) {repeated}; give each column its own name"
+        )
+    invalid: list[tuple[int | None, str, str]] = []
+
+    def on_invalid(bad: Any) -> str:
+        record = (
+            bad.number - 1 if bad.number is not None and bad.number > 0 else None
+        )  # the header is number 1
+        error = f"wrong number of fields: expected {bad.expected_columns}, got {bad.actual_columns}"
+        invalid.append((record, error, bad.text))
+        return "skip"
+
+    read, parse = _csv_options(path, on_invalid)
+    convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in names})
+    with _CutAtNewline(_decompress(opener(), path)) as stream:
+        try:
+            reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
+        row = 1  # the next record number
+        while True:
+            try:
+                rb: pa.RecordBatch | None = reader.read_next_batch()
+            except StopIteration:
+                rb = None
+            except pa.ArrowInvalid as exc:
+                rb = None
+                message = " ".join(str(exc).split())
+                invalid.append((None, f"unreadable CSV from here on: {message}", ""))
+            # The skipped records Arrow reported sit between the rows of this batch, by their record numbers.
+            invalid.sort(key=lambda b: (b[0] is None, b[0] or 0))
+            rows: list[int] = []
+            bad: list[tuple[int, str, str]] = []
+            want = rb.num_rows if rb is not None else 0
+            while len(rows) < want or (rb is None and invalid):
+                if invalid and (invalid[0][0] is None or invalid[0][0] <= row or len(rows) == want):
+                    _, error, text = invalid.pop(0)
+                    bad.append((row, error, text))
+                else:
+                    rows.append(row)
+                row += 1
+            if rb is None:
+                if stream.cut is not None:
+                    error, tail = stream.cut
+                    bad.append((row, f"truncated input: {error}", tail.decode("utf-8", "backslashreplace")))
+                if bad:
+                    yield _CsvBlock(None, [], bad)
+                return
+            yield _CsvBlock(rb, rows, bad)
+
+
 def _iter_csv(
     opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
 ) -> Iterator[_Batch]:
-    delimiter = "\t" if _strip_compression(path.lower())[0].endswith(".tsv") else ","
-    with _decompress(opener(), path) as stream:
-        try:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(block_size=1 << 22),
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={fields.id: pa.string(), fields.text: pa.string()}
-                ),
-            )
-        except pa.ArrowInvalid as exc:
-            raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
-        row = 1
-        while True:
+    """CSV records validated like JSONL ones: every cell is text, as it stands in the file; a row with invalid
+    UTF-8 or the wrong number of fields is quarantined alone."""
+    checked = False
+    for block in _csv_blocks(opener, path, display):
+        batch = _Batch(file=display)
+        for row, error, payload in block.bad:
+            batch.quarantine(row, error, payload)
+        if block.table is not None:
+            tbl = block.table
+            if not checked:
+                _check_columns(tbl.schema.names, display, fields)
+                checked = True
+            columns = {name: _utf8_cells(tbl.column(i)) for i, name in enumerate(tbl.schema.names)}
+            for i, row in enumerate(block.rows):
+                rec = {name: cells[i] for name, cells in columns.items()}
+                broken = [(name, v) for name, v in rec.items() if isinstance(v, bytes)]
+                if broken:
+                    name, value = broken[0]
+                    try:
+                        value.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        error = f"invalid UTF-8: column '{name}', bad byte at offset {exc.start}"
+                    payload = {
+                        k: v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+                        for k, v in rec.items()
+                    }
+                    batch.quarantine(row, error, json.dumps(payload, ensure_ascii=False))
+                    continue
+                _accept_record(batch, row, rec, json.dumps(rec, ensure_ascii=False), fields, default_source)
+        yield batch
+
+
+def _utf8_cells(column: pa.Array) -> list[Any]:
+    """A binary CSV column as Python strings; a cell that is not valid UTF-8 stays bytes (its row is quarantined)."""
+    try:
+        return column.cast(pa.string()).to_pylist()
+    except pa.ArrowInvalid:
+        cells: list[Any] = []
+        for value in column.to_pylist():
             try:
-                rb = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as exc:
-                batch = _Batch(file=display)
-                batch.quarantine(row, f"unreadable CSV from here on: {exc}", "")
-                yield batch
-                return
-            yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
-            row += rb.num_rows
+                cells.append(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                cells.append(value)
+        return cells
 
 
 def _iter_arrow(
@@ -953,7 +1118,7 @@ def count_input_records(uri: str | os.PathLike[str]) -> int:
         elif fmt == "parquet":
             total += pq.ParquetFile(fs.open(path, "rb")).metadata.num_rows
         elif fmt == "csv":
-            total += pacsv.read_csv(_open_bytes(fs, path)).num_rows
+            total += sum(len(b.rows) + len(b.bad) for b in _csv_blocks(_opener(fs, path), path, path))
         else:
             with fs.open(path, "rb") as f:
                 total += pa.ipc.open_stream(f.read()).read_all().num_rows
