@@ -694,17 +694,88 @@ def _columnar_batch(
     return batch
 
 
+# An unreadable Parquet row group is quarantined one row per record its footer counts; a footer that counts more
+# rows than this in one unreadable row group is not believed, and the file is refused.
+_PARQUET_QUARANTINE_MAX = 1 << 24
+
+
+def _open_parquet(opener: Opener, display: str) -> tuple[pq.ParquetFile, list[int]]:
+    """A Parquet file and the rows of each row group by its footer (the record count of the file)."""
+    try:
+        pf = pq.ParquetFile(opener())
+        counts = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{display}: not a readable Parquet file ({' '.join(str(exc).split())})") from exc
+    if any(n < 0 for n in counts):
+        raise InputError(f"{display}: not a readable Parquet file (its footer counts negative rows)")
+    return pf, counts
+
+
 def _iter_parquet(
     opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
 ) -> Iterator[_Batch]:
+    """Parquet row groups in order. A row group that cannot be decoded (a corrupt page) is quarantined from the
+    first row not read, one row per record its footer counts, with the error and the columns that still read."""
+    pf, counts = _open_parquet(opener, display)
     try:
-        pf = pq.ParquetFile(opener())
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{display}: not a readable Parquet file ({exc})") from exc
+        names = pf.schema_arrow.names
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{display}: not a readable Parquet file ({' '.join(str(exc).split())})") from exc
+    _check_columns(names, display, fields)
     row = 1
-    for rb in pf.iter_batches(batch_size=batch_rows):
-        yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
-        row += rb.num_rows
+    for group, expected in enumerate(counts):
+        got = 0
+        batches = pf.iter_batches(batch_size=batch_rows, row_groups=[group])
+        while got < expected:
+            try:
+                rb = next(batches)
+                if got + rb.num_rows > expected:
+                    raise OSError(f"it holds more rows than its footer counts ({expected})")
+            except StopIteration:
+                error = f"it holds {got} rows, its footer counts {expected}"
+            except (pa.ArrowException, OSError) as exc:
+                error = " ".join(str(exc).split())
+            else:
+                yield _columnar_batch(pa.Table.from_batches([rb]), row + got, display, fields, default_source)
+                got += rb.num_rows
+                continue
+            yield from _unreadable_row_group(pf, group, got, expected, row, error, display, batch_rows)
+            break
+        row += expected
+
+
+def _unreadable_row_group(
+    pf: pq.ParquetFile,
+    group: int,
+    start: int,
+    stop: int,
+    first_row: int,
+    error: str,
+    display: str,
+    batch_rows: int,
+) -> Iterator[_Batch]:
+    """Quarantine rows start..stop-1 of a row group (record numbers from first_row + start), each with the error
+    and, as its payload, the values of the columns that still read."""
+    if stop - start > _PARQUET_QUARANTINE_MAX:
+        raise InputError(
+            f"{display}: Parquet row group {group} is unreadable ({error}) and its footer counts {stop} rows; "
+            "the file looks corrupt"
+        )
+    readable: dict[str, list[Any]] = {}
+    for name in pf.schema_arrow.names:
+        try:
+            values = pf.read_row_group(group, columns=[name]).column(0)
+        except (pa.ArrowException, OSError):
+            continue
+        if len(values) == stop:
+            readable[name] = values.slice(start).to_pylist()
+    message = f"unreadable Parquet row group {group} (rows {first_row}-{first_row + stop - 1}): {error}"
+    for chunk in range(start, stop, batch_rows):
+        batch = _Batch(file=display)
+        for i in range(chunk, min(chunk + batch_rows, stop)):
+            payload = {name: values[i - start] for name, values in readable.items()}
+            batch.quarantine(first_row + i, message, json.dumps(payload, ensure_ascii=False, default=str))
+        yield batch
 
 
 class _CutAtNewline(io.RawIOBase):
@@ -1116,7 +1187,7 @@ def count_input_records(uri: str | os.PathLike[str]) -> int:
             finally:
                 stream.close()
         elif fmt == "parquet":
-            total += pq.ParquetFile(fs.open(path, "rb")).metadata.num_rows
+            total += sum(_open_parquet(_opener(fs, path), path)[1])
         elif fmt == "csv":
             total += sum(len(b.rows) + len(b.bad) for b in _csv_blocks(_opener(fs, path), path, path))
         else:

@@ -394,7 +394,10 @@ def test_parquet_with_a_corrupt_data_page_quarantines_that_row_group(tmp_path: P
     assert r.documents.column("id").to_pylist() == [str(i) for i in (*range(10), *range(20, 30))]
     q = r.quarantine.to_pylist()
     assert [x["row"] for x in q] == list(range(11, 21))
-    assert all(x["error"].startswith("unreadable Parquet row group 1") for x in q)
+    assert all(x["error"].startswith("unreadable Parquet row group 1 (rows 11-20): ") for x in q)
+    assert [json.loads(x["payload"]) for x in q] == [
+        {"id": str(i)} for i in range(10, 20)
+    ]  # what still reads
     assert count_input_records(path) == 30
     folder = tmp_path / "lake"
     folder.mkdir()
