@@ -176,6 +176,11 @@ def _decompress(raw: Any, path: str) -> io.BufferedIOBase:
     return raw
 
 
+# What reading a compressed stream raises where it is cut short or corrupt: the readers keep every whole record
+# before it and quarantine the rest as one record, and `count_input_records` counts it the same way.
+CUT_ERRORS = (EOFError, OSError, zstandard.ZstdError, zlib.error)
+
+
 class _Frames(io.RawIOBase):
     """Decompression (gzip members or zstd frames, concatenated) that notices a stream cut inside a frame.
 
@@ -631,7 +636,7 @@ def _iter_jsonl(
             try:
                 with memoryview(buf) as view:
                     got = readinto(view[end : end + _READ])
-            except (EOFError, OSError, zstandard.ZstdError, zlib.error) as exc:
+            except CUT_ERRORS as exc:
                 # A compressed stream cut short: keep every whole record before the cut, quarantine the cut.
                 whole = max(buf.rfind(b"\n", start, end) + 1, start)
                 batch = parse_jsonl_block(buf, start, whole, row + 1, display, fields, default_source)
@@ -688,10 +693,37 @@ def _columnar_batch(
     """Validate a columnar batch (Parquet/Arrow) row by row against the same rules as JSONL."""
     batch = _Batch(file=display)
     _check_columns(tbl.column_names, display, fields)
-    for offset, rec in enumerate(tbl.to_pylist()):
+    try:
+        records = tbl.to_pylist()
+    except UnicodeDecodeError:  # a string column holding invalid UTF-8: find its rows one by one
+        records = [_row_or_utf8_error(tbl, i) for i in range(tbl.num_rows)]
+    for offset, rec in enumerate(records):
+        if isinstance(rec, tuple):
+            batch.quarantine(first_row + offset, *rec)
+            continue
         payload = json.dumps(rec, ensure_ascii=False, default=str)
         _accept_record(batch, first_row + offset, rec, payload, fields, default_source)
     return batch
+
+
+def _row_or_utf8_error(tbl: pa.Table, i: int) -> dict[str, Any] | tuple[str, str]:
+    """Row i as a dict, or (error, payload) when one of its strings is not valid UTF-8."""
+    try:
+        return tbl.slice(i, 1).to_pylist()[0]
+    except UnicodeDecodeError:
+        pass
+    payload: dict[str, Any] = {}
+    bad: list[str] = []
+    for name in tbl.column_names:
+        cell = tbl.column(name).slice(i, 1)
+        try:
+            payload[name] = cell.to_pylist()[0]
+        except UnicodeDecodeError:
+            bad.append(name)
+            raw = cell.cast(pa.large_binary()).to_pylist()[0] if pa.types.is_string(cell.type) else None
+            payload[name] = raw.decode("utf-8", "backslashreplace") if raw is not None else repr(cell)
+    error = f"invalid UTF-8: column(s) {bad}"
+    return error, json.dumps(payload, ensure_ascii=False, default=str)
 
 
 # An unreadable Parquet row group is quarantined one row per record its footer counts; a footer that counts more
@@ -768,7 +800,10 @@ def _unreadable_row_group(
         except (pa.ArrowException, OSError):
             continue
         if len(values) == stop:
-            readable[name] = values.slice(start).to_pylist()
+            try:
+                readable[name] = values.slice(start).to_pylist()
+            except UnicodeDecodeError:
+                continue
     message = f"unreadable Parquet row group {group} (rows {first_row}-{first_row + stop - 1}): {error}"
     for chunk in range(start, stop, batch_rows):
         batch = _Batch(file=display)
@@ -816,7 +851,7 @@ class _CutAtNewline(io.RawIOBase):
         while not self._out and not self._eof:
             try:
                 data = self._read(1 << 22)
-            except (EOFError, OSError, zstandard.ZstdError, zlib.error) as exc:
+            except CUT_ERRORS as exc:
                 self.cut = (f"{type(exc).__name__}: {exc}", self._held)
                 self._held, self._eof = b"", True
                 break
@@ -867,6 +902,8 @@ def _csv_blocks(opener: Opener, path: str, display: str) -> Iterator[_CsvBlock]:
             if stream.cut is not None:
                 raise InputError(f"{display}: cut short before its header ends ({stream.cut[0]})") from exc
             raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{display}: CSV header is not valid UTF-8 ({exc})") from exc
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise InputError(
@@ -1178,7 +1215,7 @@ def count_input_records(uri: str | os.PathLike[str]) -> int:
                 while True:
                     try:
                         line = stream.readline()
-                    except (EOFError, OSError, zstandard.ZstdError):
+                    except CUT_ERRORS:
                         total += 1
                         break
                     if not line:

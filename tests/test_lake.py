@@ -407,3 +407,22 @@ def test_parquet_with_a_corrupt_data_page_quarantines_that_row_group(tmp_path: P
     assert rc == 0, output
     assert (stats["documents"], stats["quarantined"], stats["rows_in"]) == (21, 10, 31)
     assert "x" in docs.column("id").to_pylist()
+
+
+def test_parquet_string_with_invalid_utf8_is_quarantined_alone(tmp_path: Path) -> None:
+    """Arrow writes string cells without checking them; reading one back as Python text raised a trace."""
+    texts = [b"fine", b"bad \xff byte", b"also fine"]
+    data = b"".join(texts)
+    offsets = [0]
+    for t in texts:
+        offsets.append(offsets[-1] + len(t))
+    text = pa.Array.from_buffers(
+        pa.string(), 3, [None, pa.py_buffer(pa.array(offsets, pa.int32()).buffers()[1]), pa.py_buffer(data)]
+    )
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"id": ["1", "2", "3"], "text": text}), path)
+    r = read_documents(path)
+    assert r.documents.column("id").to_pylist() == ["1", "3"]
+    q = r.quarantine.to_pylist()
+    assert [(x["row"], x["error"]) for x in q] == [(2, "invalid UTF-8: column(s) ['text']")]
+    assert json.loads(q[0]["payload"]) == {"id": "2", "text": "bad \\xff byte"}
