@@ -990,10 +990,18 @@ def _iter_csv(
             if not checked:
                 _check_columns(tbl.schema.names, display, fields)
                 checked = True
-            columns = {name: _utf8_cells(tbl.column(i)) for i, name in enumerate(tbl.schema.names)}
-            for i, row in enumerate(block.rows):
-                rec = {name: cells[i] for name, cells in columns.items()}
-                broken = [(name, v) for name, v in rec.items() if isinstance(v, bytes)]
+            text = pa.schema([(name, pa.string()) for name in tbl.schema.names])
+            try:
+                records = tbl.cast(text).to_pylist()
+                checked_utf8 = True
+            except (
+                pa.ArrowInvalid
+            ):  # invalid UTF-8 somewhere: such cells stay bytes, their rows are quarantined
+                columns = {name: _utf8_cells(tbl.column(i)) for i, name in enumerate(tbl.schema.names)}
+                records = [{name: cells[i] for name, cells in columns.items()} for i in range(tbl.num_rows)]
+                checked_utf8 = False
+            for row, rec in zip(block.rows, records, strict=True):
+                broken = [] if checked_utf8 else [(k, v) for k, v in rec.items() if isinstance(v, bytes)]
                 if broken:
                     name, value = broken[0]
                     try:
