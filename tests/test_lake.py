@@ -281,7 +281,10 @@ def test_files_skipped_for_their_extension_are_listed_in_stats_and_summary(tmp_p
     assert rc == 0, output
     assert docs.num_rows == 3
     assert stats["skipped_files"] == {"README.md": "unknown format", "notes.txt": "unknown format"}
-    assert "README.md" in output and "notes.txt" in output
+    assert "skipped 2 file(s) not read: README.md (unknown format), notes.txt (unknown format)" in output
+    proc = sift_cli("dedup", str(folder), "--output", str(tmp_path / "dedup"))
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 2 file(s) not read: README.md (unknown format), notes.txt (unknown format)" in proc.stdout
 
 
 def test_arrow_dataset_folder_reads_its_arrow_files_and_lists_its_metadata_as_skipped(tmp_path: Path) -> None:
