@@ -5,8 +5,11 @@ local paths or any fsspec URL; writes Parquet and JSON atomically (temporary sib
 
 Record contract (ARCHITECTURE.md, "documents"): `id` (string, unique), `source` (string), `text` (string), then any
 other input columns. Unreadable rows never vanish: malformed JSON, invalid UTF-8, missing or wrong-typed required
-fields, empty ids and repeated ids (the first occurrence by row number stays) become quarantine rows with the
-1-based row number, the error and the raw payload. An input that cannot be read at all raises `InputError`.
+fields, empty ids, nesting deeper than MAX_NESTING, CSV rows with the wrong number of fields, the cut record of a
+truncated file, the rows of an undecodable Parquet row group and repeated ids (the first occurrence by row number
+stays) become quarantine rows with the 1-based row number, the error and the raw payload; `count_input_records`
+counts records by the same rules. An input that cannot be read at all (a folder mixing formats included) raises
+`InputError`; files of a folder that are not read are listed by `input_files`.
 """
 
 from __future__ import annotations
@@ -330,8 +333,9 @@ def _valid_utf8(data: bytes) -> bool:
 # only ASCII whitespace (what `bytes.strip()` removes). Anything else, a non-breaking space or `\x1c` included, is
 # a record, kept or quarantined.
 BLANK_BYTES = b" \t\n\r\x0b\x0c"
-_BLANK_FIRST = re.compile(rb"[ \t\r\x0b\x0c]*\n")
-_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
+_SPACE = b"[" + re.escape(BLANK_BYTES.replace(b"\n", b"")) + b"]*"
+_BLANK_FIRST = re.compile(_SPACE + b"\n")
+_BLANK_LINE = re.compile(b"\n" + _SPACE + b"\n")
 
 
 def is_blank_line(raw: bytes) -> bool:
