@@ -135,7 +135,9 @@ def ingest(
 
 
 def print_ingest_summary(stats: dict, output: Path) -> None:
-    """Counts per source and per kind of quarantine error."""
+    """Counts per source and per kind of quarantine error, and the input files that were not read."""
+    from pipelines.lake import skipped_files_line
+
     table = Table(title=f"ingest: {stats['rows_in']} rows in -> {output}")
     table.add_column("what")
     table.add_column("rows", justify="right")
@@ -146,6 +148,9 @@ def print_ingest_summary(stats: dict, output: Path) -> None:
     table.add_row("[bold]documents", str(stats["documents"]))
     table.add_row("[bold]quarantined", str(stats["quarantined"]))
     out.print(table)
+    skipped = skipped_files_line(stats.get("skipped_files", {}))
+    if skipped:
+        out.print(skipped, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

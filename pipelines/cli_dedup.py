@@ -73,7 +73,7 @@ def dedup(
     from pipelines.config import engine_choice, load_config
     from pipelines.errors import check_output_folder
     from pipelines.ingest import refuse_if_all_rejected
-    from pipelines.lake import Fields, InputError, iter_documents
+    from pipelines.lake import Fields, InputError, input_files, iter_documents, skipped_files_line
     from pipelines.progress import terminal_progress
 
     check_output_folder(output)
@@ -127,6 +127,9 @@ def dedup(
         f"kept {stats['kept']}, removed {stats['removed']}, quarantined {stats['quarantined']}; "
         f"{stats['clusters']['count']} duplicate clusters (largest {stats['clusters']['largest']})"
     )
+    skipped = skipped_files_line(input_files(input).skipped)
+    if skipped:
+        out.print(skipped, markup=False, highlight=False, soft_wrap=True)
     if spark is None:
         from pipelines.fastexit import request
 

@@ -31,6 +31,7 @@ from pipelines.lake import (
     _extras_table,
     default_source_for,
     ingest_stats,
+    input_files,
     iter_documents,
     list_input_files,
     normalise_source,
@@ -453,7 +454,12 @@ def run_ingest(
     write_parquet_atomic(result.documents, out / "documents.parquet")
     write_parquet_atomic(result.quarantine, out / "quarantine.parquet")
     result.stats.update(
-        {"input": str(uri), "engine": engine, "seconds": round(time.perf_counter() - start, 3)}
+        {
+            "input": str(uri),
+            "skipped_files": input_files(uri).skipped,
+            "engine": engine,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
     )
     write_json_atomic(result.stats, out / "stats.json")
     return result

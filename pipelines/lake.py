@@ -5,8 +5,11 @@ local paths or any fsspec URL; writes Parquet and JSON atomically (temporary sib
 
 Record contract (ARCHITECTURE.md, "documents"): `id` (string, unique), `source` (string), `text` (string), then any
 other input columns. Unreadable rows never vanish: malformed JSON, invalid UTF-8, missing or wrong-typed required
-fields, empty ids and repeated ids (the first occurrence by row number stays) become quarantine rows with the
-1-based row number, the error and the raw payload. An input that cannot be read at all raises `InputError`.
+fields, empty ids, nesting deeper than MAX_NESTING, CSV rows with the wrong number of fields, the cut record of a
+truncated file, the rows of an undecodable Parquet row group and repeated ids (the first occurrence by row number
+stays) become quarantine rows with the 1-based row number, the error and the raw payload; `count_input_records`
+counts records by the same rules. An input that cannot be read at all (a folder mixing formats included) raises
+`InputError`; files of a folder that are not read are listed by `input_files`.
 """
 
 from __future__ import annotations
@@ -97,36 +100,70 @@ def detect_format(name: str) -> str:
     raise InputError(f"{name}: unknown file format (expected .parquet, .jsonl[.gz|.zst], .csv or .arrow)")
 
 
-def list_input_files(uri: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
-    """The files an input URI stands for, sorted, and their common format."""
+# Files an Arrow `save_to_disk` folder (or a DatasetDict) holds beside its data-*.arrow files.
+ARROW_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """What an input URI stands for: the files to read (sorted), their one format, and every file of the folder
+    that is not read, by path relative to the input, with the reason."""
+
+    fs: fsspec.AbstractFileSystem
+    paths: list[str]
+    format: str
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def input_files(uri: str | os.PathLike[str]) -> InputFiles:
+    """The files an input URI stands for. A folder must hold one format (an Arrow dataset folder's metadata files
+    aside): a folder that mixes formats is refused rather than read in part."""
     fs, path = _fs_and_path(uri)
     if not fs.exists(path):
         raise InputError(f"{uri}: no such file or directory")
-    if fs.isdir(path):
-        names = sorted(
-            p
-            for p in fs.find(path)
-            if not Path(p).name.startswith((".", "_")) and not Path(p).name.endswith((".json.lock",))
-        )
-        # An Arrow `save_to_disk` folder: data-*.arrow plus dataset_info.json / state.json.
-        arrow = [p for p in names if p.endswith(".arrow")]
-        if arrow:
-            return fs, arrow, "arrow"
-        candidates = []
-        for p in names:
+    if not fs.isdir(path):
+        return InputFiles(fs, [path], detect_format(path))
+    names = sorted(fs.find(path))
+    has_arrow = any(p.endswith(".arrow") for p in names)
+    by_format: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    for p in names:
+        name = Path(p).name
+        rel = os.path.relpath(p, path)
+        if name.startswith((".", "_")):
+            skipped[rel] = "hidden name"
+        elif has_arrow and name in ARROW_METADATA:
+            skipped[rel] = "Arrow dataset metadata"
+        else:
             try:
-                candidates.append((p, detect_format(p)))
+                by_format.setdefault(detect_format(p), []).append(p)
             except InputError:
-                continue
-        if not candidates:
-            raise InputError(f"{uri}: directory holds no Parquet, JSONL, CSV or Arrow files")
-        formats = {f for _, f in candidates}
-        if len(formats) > 1:
-            raise InputError(
-                f"{uri}: directory mixes formats {sorted(formats)}; point at one format at a time"
-            )
-        return fs, [p for p, _ in candidates], formats.pop()
-    return fs, [path], detect_format(path)
+                skipped[rel] = "unknown format"
+    if not by_format:
+        raise InputError(f"{uri}: directory holds no Parquet, JSONL, CSV or Arrow files")
+    if len(by_format) > 1:
+        examples = ", ".join(f"{os.path.relpath(ps[0], path)}" for _, ps in sorted(by_format.items()))
+        raise InputError(
+            f"{uri}: directory mixes formats {sorted(by_format)} (for example {examples}); "
+            "point at one format at a time"
+        )
+    fmt, paths = by_format.popitem()
+    return InputFiles(fs, paths, fmt, skipped)
+
+
+def list_input_files(uri: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
+    """The files an input URI stands for, sorted, and their common format (see `input_files`)."""
+    found = input_files(uri)
+    return found.fs, found.paths, found.format
+
+
+def skipped_files_line(skipped: dict[str, str], limit: int = 10) -> str | None:
+    """One line naming the files of an input folder that were not read (for a command's summary), or None."""
+    if not skipped:
+        return None
+    shown = ", ".join(f"{name} ({why})" for name, why in list(skipped.items())[:limit])
+    more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"skipped {len(skipped)} file(s) not read: {shown}{more}"
 
 
 def _open_bytes(fs: fsspec.AbstractFileSystem, path: str) -> io.BufferedIOBase:
@@ -140,6 +177,11 @@ def _decompress(raw: Any, path: str) -> io.BufferedIOBase:
     if codec == "zstd":
         return io.BufferedReader(_Frames(raw, "zstd"))
     return raw
+
+
+# What reading a compressed stream raises where it is cut short or corrupt: the readers keep every whole record
+# before it and quarantine the rest as one record, and `count_input_records` counts it the same way.
+CUT_ERRORS = (EOFError, OSError, zstandard.ZstdError, zlib.error)
 
 
 class _Frames(io.RawIOBase):
@@ -287,8 +329,18 @@ def _valid_utf8(data: bytes) -> bool:
     return True
 
 
-_BLANK_FIRST = re.compile(rb"[ \t\r\x0b\x0c]*\n")
-_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
+# The one blank-line rule of JSONL, shared by the parsers and `count_input_records`: a line is blank when it holds
+# only ASCII whitespace (what `bytes.strip()` removes). Anything else, a non-breaking space or `\x1c` included, is
+# a record, kept or quarantined.
+BLANK_BYTES = b" \t\n\r\x0b\x0c"
+_SPACE = b"[" + re.escape(BLANK_BYTES.replace(b"\n", b"")) + b"]*"
+_BLANK_FIRST = re.compile(_SPACE + b"\n")
+_BLANK_LINE = re.compile(b"\n" + _SPACE + b"\n")
+
+
+def is_blank_line(raw: bytes) -> bool:
+    """Whether a raw JSONL line is blank (skipped, not a record): ASCII whitespace only."""
+    return not raw.strip(BLANK_BYTES)
 
 
 def _clean_block(buf: bytes | bytearray, start: int, stop: int) -> bool:
@@ -298,6 +350,59 @@ def _clean_block(buf: bytes | bytearray, start: int, stop: int) -> bool:
     if stop <= start:
         return False
     return _BLANK_FIRST.match(buf, start, stop) is None and _BLANK_LINE.search(buf, start, stop) is None
+
+
+# Nesting deeper than this is refused: the record is quarantined (per-line path, `_too_deep`). Deeper structures
+# crash or fail the tools downstream: Arrow's JSON reader recurses once per level and overflows the C stack (a
+# segfault) some thousands of levels deep, and Python's json module stops at its recursion limit near 1,000.
+MAX_NESTING = 500
+
+
+_NEST_CHUNK = 256  # < MAX_NESTING: a line with more openings than MAX_NESTING spans two chunks or more
+
+
+def _may_nest_deeply(block: bytes | bytearray | memoryview) -> bool:
+    """Whether some line of `block` holds more than MAX_NESTING '[' or '{' (an upper bound on its nesting depth,
+    brackets inside strings counted too). Such a block takes the per-line path, never Arrow's JSON reader.
+
+    Vectorised: openings are summed per _NEST_CHUNK bytes; only a line whose chunks hold more than MAX_NESTING
+    openings is counted exactly."""
+    data = np.frombuffer(block, np.uint8)
+    n = len(data)
+    opens = data | 32  # '[' | 0x20 == '{'
+    np.equal(opens, ord("{"), out=opens.view(np.bool_))
+    full = n - n % _NEST_CHUNK
+    per_chunk = opens[:full].reshape(-1, _NEST_CHUNK).sum(axis=1, dtype=np.int64)
+    per_chunk = np.append(per_chunk, int(opens[full:].sum()))
+    if int(per_chunk.sum()) <= MAX_NESTING:
+        return False
+    prefix = np.concatenate(([0], np.cumsum(per_chunk)))
+    newlines = np.flatnonzero(data == ord("\n"))
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.append(newlines, n)
+    bound = prefix[(ends + _NEST_CHUNK - 1) // _NEST_CHUNK] - prefix[starts // _NEST_CHUNK]
+    for i in np.flatnonzero(bound > MAX_NESTING):
+        line = bytes(data[starts[i] : ends[i]])
+        if line.count(b"[") + line.count(b"{") > MAX_NESTING:
+            return True
+    return False
+
+
+def _too_deep(raw: bytes, rec: Any) -> bool:
+    """Whether a parsed record nests arrays and objects more than MAX_NESTING levels deep (walked only when its
+    line holds that many brackets)."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:
+        return False
+    stack = [(rec, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+    return False
 
 
 def _count_newlines(buf: bytes | bytearray, start: int, stop: int, step: int = 1 << 20) -> int:
@@ -310,7 +415,7 @@ def _parse_jsonl_arrow(
     lines: list[tuple[int, bytes]], file: str, fields: Fields, default_source: str
 ) -> _Batch | None:
     """Fast path for numbered lines: see `_parse_jsonl_block`."""
-    if not lines or any(not raw.strip() for _, raw in lines):
+    if not lines or any(is_blank_line(raw) for _, raw in lines):
         return None
     block = b"\n".join(raw for _, raw in lines)
     return _parse_jsonl_block(block, [row for row, _ in lines], file, fields, default_source)
@@ -328,6 +433,8 @@ def _parse_jsonl_block(
     import pyarrow.json as pajson
 
     if not _valid_utf8(block):  # Arrow's JSON reader does not reject invalid UTF-8 inside strings
+        return None
+    if _may_nest_deeply(block):
         return None
     try:
         tbl = pajson.read_json(
@@ -385,6 +492,8 @@ def parse_jsonl_lines(
         return fast
     batch = _Batch(file=file)
     for row, raw in lines:
+        if is_blank_line(raw):
+            continue
         try:
             decoded = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -394,12 +503,15 @@ def parse_jsonl_lines(
                 raw.decode("utf-8", errors="backslashreplace"),
             )
             continue
-        if not decoded.strip():
-            continue
         try:
             rec = orjson.loads(decoded)
         except orjson.JSONDecodeError as exc:
             batch.quarantine(row, f"malformed JSON: {exc}", decoded)
+            continue
+        if _too_deep(raw, rec):
+            batch.quarantine(
+                row, f"too deeply nested: more than {MAX_NESTING} levels of arrays/objects", decoded
+            )
             continue
         _accept_record(batch, row, rec, decoded, fields, default_source)
     return batch
@@ -545,7 +657,7 @@ def _iter_jsonl(
             try:
                 with memoryview(buf) as view:
                     got = readinto(view[end : end + _READ])
-            except (EOFError, OSError, zstandard.ZstdError, zlib.error) as exc:
+            except CUT_ERRORS as exc:
                 # A compressed stream cut short: keep every whole record before the cut, quarantine the cut.
                 whole = max(buf.rfind(b"\n", start, end) + 1, start)
                 batch = parse_jsonl_block(buf, start, whole, row + 1, display, fields, default_source)
@@ -587,65 +699,341 @@ def _iter_jsonl(
     yield parse_jsonl_block(buf, start, end, row + 1, display, fields, default_source)
 
 
+def _check_columns(names: list[str], display: str, fields: Fields) -> None:
+    missing = [name for name in (fields.id, fields.text) if name not in names]
+    if missing:
+        raise InputError(
+            f"{display}: missing required column(s) {missing}; columns are {names} "
+            f"(choose others with --id-field/--text-field)"
+        )
+
+
 def _columnar_batch(
     tbl: pa.Table, first_row: int, display: str, fields: Fields, default_source: str
 ) -> _Batch:
-    """Validate a columnar batch (Parquet/CSV/Arrow) row by row against the same rules as JSONL."""
+    """Validate a columnar batch (Parquet/Arrow) row by row against the same rules as JSONL."""
     batch = _Batch(file=display)
-    missing = [name for name in (fields.id, fields.text) if name not in tbl.column_names]
-    if missing:
-        raise InputError(
-            f"{display}: missing required column(s) {missing}; columns are {tbl.column_names} "
-            f"(choose others with --id-field/--text-field)"
-        )
-    for offset, rec in enumerate(tbl.to_pylist()):
+    _check_columns(tbl.column_names, display, fields)
+    try:
+        records = tbl.to_pylist()
+    except UnicodeDecodeError:  # a string column holding invalid UTF-8: find its rows one by one
+        records = [_row_or_utf8_error(tbl, i) for i in range(tbl.num_rows)]
+    for offset, rec in enumerate(records):
+        if isinstance(rec, tuple):
+            batch.quarantine(first_row + offset, *rec)
+            continue
         payload = json.dumps(rec, ensure_ascii=False, default=str)
         _accept_record(batch, first_row + offset, rec, payload, fields, default_source)
     return batch
 
 
+def _row_or_utf8_error(tbl: pa.Table, i: int) -> dict[str, Any] | tuple[str, str]:
+    """Row i as a dict, or (error, payload) when one of its strings is not valid UTF-8."""
+    try:
+        return tbl.slice(i, 1).to_pylist()[0]
+    except UnicodeDecodeError:
+        pass
+    payload: dict[str, Any] = {}
+    bad: list[str] = []
+    for name in tbl.column_names:
+        cell = tbl.column(name).slice(i, 1)
+        try:
+            payload[name] = cell.to_pylist()[0]
+        except UnicodeDecodeError:
+            bad.append(name)
+            raw = cell.cast(pa.large_binary()).to_pylist()[0] if pa.types.is_string(cell.type) else None
+            payload[name] = raw.decode("utf-8", "backslashreplace") if raw is not None else repr(cell)
+    error = f"invalid UTF-8: column(s) {bad}"
+    return error, json.dumps(payload, ensure_ascii=False, default=str)
+
+
+# An unreadable Parquet row group is quarantined one row per record its footer counts; a footer that counts more
+# rows than this in one unreadable row group is not believed, and the file is refused.
+_PARQUET_QUARANTINE_MAX = 1 << 24
+
+
+def _open_parquet(opener: Opener, display: str) -> tuple[pq.ParquetFile, list[int]]:
+    """A Parquet file and the rows of each row group by its footer (the record count of the file)."""
+    try:
+        pf = pq.ParquetFile(opener())
+        counts = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{display}: not a readable Parquet file ({' '.join(str(exc).split())})") from exc
+    if any(n < 0 for n in counts):
+        raise InputError(f"{display}: not a readable Parquet file (its footer counts negative rows)")
+    return pf, counts
+
+
 def _iter_parquet(
     opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
 ) -> Iterator[_Batch]:
+    """Parquet row groups in order. A row group that cannot be decoded (a corrupt page) is quarantined from the
+    first row not read, one row per record its footer counts, with the error and the columns that still read."""
+    pf, counts = _open_parquet(opener, display)
     try:
-        pf = pq.ParquetFile(opener())
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{display}: not a readable Parquet file ({exc})") from exc
+        names = pf.schema_arrow.names
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{display}: not a readable Parquet file ({' '.join(str(exc).split())})") from exc
+    _check_columns(names, display, fields)
     row = 1
-    for rb in pf.iter_batches(batch_size=batch_rows):
-        yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
-        row += rb.num_rows
+    for group, expected in enumerate(counts):
+        got = 0
+        batches = pf.iter_batches(batch_size=batch_rows, row_groups=[group])
+        while got < expected:
+            try:
+                rb = next(batches)
+                if got + rb.num_rows > expected:
+                    raise OSError(f"it holds more rows than its footer counts ({expected})")
+            except StopIteration:
+                error = f"it holds {got} rows, its footer counts {expected}"
+            except (pa.ArrowException, OSError) as exc:
+                error = " ".join(str(exc).split())
+            else:
+                yield _columnar_batch(pa.Table.from_batches([rb]), row + got, display, fields, default_source)
+                got += rb.num_rows
+                continue
+            yield from _unreadable_row_group(pf, group, got, expected, row, error, display, batch_rows)
+            break
+        row += expected
+
+
+def _unreadable_row_group(
+    pf: pq.ParquetFile,
+    group: int,
+    start: int,
+    stop: int,
+    first_row: int,
+    error: str,
+    display: str,
+    batch_rows: int,
+) -> Iterator[_Batch]:
+    """Quarantine rows start..stop-1 of a row group (record numbers from first_row + start), each with the error
+    and, as its payload, the values of the columns that still read."""
+    if stop - start > _PARQUET_QUARANTINE_MAX:
+        raise InputError(
+            f"{display}: Parquet row group {group} is unreadable ({error}) and its footer counts {stop} rows; "
+            "the file looks corrupt"
+        )
+    readable: dict[str, list[Any]] = {}
+    for name in pf.schema_arrow.names:
+        try:
+            values = pf.read_row_group(group, columns=[name]).column(0)
+        except (pa.ArrowException, OSError):
+            continue
+        if len(values) == stop:
+            try:
+                readable[name] = values.slice(start).to_pylist()
+            except UnicodeDecodeError:
+                continue
+    message = f"unreadable Parquet row group {group} (rows {first_row}-{first_row + stop - 1}): {error}"
+    for chunk in range(start, stop, batch_rows):
+        batch = _Batch(file=display)
+        for i in range(chunk, min(chunk + batch_rows, stop)):
+            payload = {name: values[i - start] for name, values in readable.items()}
+            batch.quarantine(first_row + i, message, json.dumps(payload, ensure_ascii=False, default=str))
+        yield batch
+
+
+class _CutAtNewline(io.RawIOBase):
+    """A decompressed stream for Arrow's CSV reader that ends cleanly where a compressed input is cut short.
+
+    It hands out data only up to the last record end seen so far (a newline outside quotes, by the parity of the
+    double quotes before it); when the stream turns out to be cut, it ends there and keeps the bytes after it (the
+    cut record) and the error in `cut`, for the quarantine. Arrow never sees the cut, so it neither reads half a
+    record as a whole one nor fails inside its own read. A quote that breaks the parity (a stray quote inside an
+    unquoted field) makes it hold back at most _HOLD_MAX bytes before it hands out up to the last newline."""
+
+    _HOLD_MAX = 1 << 26
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._read = getattr(stream, "read1", None) or stream.read  # one underlying read: see `_iter_jsonl`
+        self._held = b""
+        self._out = memoryview(b"")
+        self._odd = 0  # parity of the double quotes handed out so far
+        self._eof = False
+        self.cut: tuple[str, bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _record_end(self, data: bytes) -> int:
+        """The index just after the last newline of `data` that lies outside quotes (0 if none)."""
+        if not self._odd and b'"' not in data:
+            return data.rfind(b"\n") + 1
+        arr = np.frombuffer(data, np.uint8)
+        inside = (np.cumsum(arr == ord('"'), dtype=np.uint8) + self._odd) & 1
+        ends = np.flatnonzero((arr == ord("\n")) & (inside == 0))
+        if len(ends):
+            return int(ends[-1]) + 1
+        return data.rfind(b"\n") + 1 if len(data) > self._HOLD_MAX else 0
+
+    def readinto(self, b: Any) -> int:
+        while not self._out and not self._eof:
+            try:
+                data = self._read(1 << 22)
+            except CUT_ERRORS as exc:
+                self.cut = (f"{type(exc).__name__}: {exc}", self._held)
+                self._held, self._eof = b"", True
+                break
+            if not data:
+                self._out, self._held, self._eof = memoryview(self._held), b"", True
+                break
+            data = self._held + data
+            end = self._record_end(data)
+            self._odd = (self._odd + data.count(b'"', 0, end)) & 1
+            self._out, self._held = memoryview(data)[:end], data[end:]
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+@dataclass
+class _CsvBlock:
+    """One batch of CSV records: the rows Arrow split into fields (every column binary) with their 1-based record
+    numbers, and the records it could not split, each as (row, error, payload)."""
+
+    table: pa.RecordBatch | None
+    rows: list[int]
+    bad: list[tuple[int, str, str]]
+
+
+def _csv_options(path: str, on_invalid: Callable[[Any], str]) -> tuple[Any, Any]:
+    delimiter = "\t" if _strip_compression(path.lower())[0].endswith(".tsv") else ","
+    # No threads: Arrow reads the Python stream on the calling thread, in order.
+    read = pacsv.ReadOptions(block_size=1 << 22, use_threads=False)
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
+    return read, parse
+
+
+def _csv_blocks(opener: Opener, path: str, display: str) -> Iterator[_CsvBlock]:
+    """Every record of a CSV file, in order: each cell is read as bytes (no type is inferred, so no later cell
+    can fail a conversion, and invalid UTF-8 stays in its row); a record with the wrong number of fields, a cut
+    at the end of a compressed file, or text Arrow cannot parse from some point on is a bad record, never lost."""
+    read, parse = _csv_options(path, lambda row: "skip")
+    with _CutAtNewline(_decompress(opener(), path)) as stream:
+        try:
+            names = pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names
+        except pa.ArrowInvalid as exc:
+            if stream.cut is not None:
+                raise InputError(f"{display}: cut short before its header ends ({stream.cut[0]})") from exc
+            raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{display}: CSV header is not valid UTF-8 ({exc})") from exc
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(
+            f"{display}: CSV header repeats column name(s) {repeated}; give each column its own name"
+        )
+    invalid: list[tuple[int | None, str, str]] = []
+
+    def on_invalid(bad: Any) -> str:
+        record = (
+            bad.number - 1 if bad.number is not None and bad.number > 0 else None
+        )  # the header is number 1
+        error = f"wrong number of fields: expected {bad.expected_columns}, got {bad.actual_columns}"
+        invalid.append((record, error, bad.text))
+        return "skip"
+
+    read, parse = _csv_options(path, on_invalid)
+    convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in names})
+    with _CutAtNewline(_decompress(opener(), path)) as stream:
+        try:
+            reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
+        row = 1  # the next record number
+        while True:
+            try:
+                rb: pa.RecordBatch | None = reader.read_next_batch()
+            except StopIteration:
+                rb = None
+            except pa.ArrowInvalid as exc:
+                rb = None
+                message = " ".join(str(exc).split())
+                invalid.append((None, f"unreadable CSV from here on: {message}", ""))
+            # The skipped records Arrow reported sit between the rows of this batch, by their record numbers.
+            invalid.sort(key=lambda b: (b[0] is None, b[0] or 0))
+            rows: list[int] = []
+            bad: list[tuple[int, str, str]] = []
+            want = rb.num_rows if rb is not None else 0
+            while len(rows) < want or (rb is None and invalid):
+                if invalid and (invalid[0][0] is None or invalid[0][0] <= row or len(rows) == want):
+                    _, error, text = invalid.pop(0)
+                    bad.append((row, error, text))
+                else:
+                    rows.append(row)
+                row += 1
+            if rb is None:
+                if stream.cut is not None:
+                    error, tail = stream.cut
+                    bad.append((row, f"truncated input: {error}", tail.decode("utf-8", "backslashreplace")))
+                if bad:
+                    yield _CsvBlock(None, [], bad)
+                return
+            yield _CsvBlock(rb, rows, bad)
 
 
 def _iter_csv(
     opener: Opener, path: str, display: str, fields: Fields, default_source: str, batch_rows: int
 ) -> Iterator[_Batch]:
-    delimiter = "\t" if _strip_compression(path.lower())[0].endswith(".tsv") else ","
-    with _decompress(opener(), path) as stream:
-        try:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(block_size=1 << 22),
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={fields.id: pa.string(), fields.text: pa.string()}
-                ),
-            )
-        except pa.ArrowInvalid as exc:
-            raise InputError(f"{display}: not a readable CSV file ({exc})") from exc
-        row = 1
-        while True:
+    """CSV records validated like JSONL ones: every cell is text, as it stands in the file; a row with invalid
+    UTF-8 or the wrong number of fields is quarantined alone."""
+    checked = False
+    for block in _csv_blocks(opener, path, display):
+        batch = _Batch(file=display)
+        for row, error, payload in block.bad:
+            batch.quarantine(row, error, payload)
+        if block.table is not None:
+            tbl = block.table
+            if not checked:
+                _check_columns(tbl.schema.names, display, fields)
+                checked = True
+            text = pa.schema([(name, pa.string()) for name in tbl.schema.names])
             try:
-                rb = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as exc:
-                batch = _Batch(file=display)
-                batch.quarantine(row, f"unreadable CSV from here on: {exc}", "")
-                yield batch
-                return
-            yield _columnar_batch(pa.Table.from_batches([rb]), row, display, fields, default_source)
-            row += rb.num_rows
+                records = tbl.cast(text).to_pylist()
+                checked_utf8 = True
+            except (
+                pa.ArrowInvalid
+            ):  # invalid UTF-8 somewhere: such cells stay bytes, their rows are quarantined
+                columns = {name: _utf8_cells(tbl.column(i)) for i, name in enumerate(tbl.schema.names)}
+                records = [{name: cells[i] for name, cells in columns.items()} for i in range(tbl.num_rows)]
+                checked_utf8 = False
+            for row, rec in zip(block.rows, records, strict=True):
+                broken = [] if checked_utf8 else [(k, v) for k, v in rec.items() if isinstance(v, bytes)]
+                if broken:
+                    name, value = broken[0]
+                    try:
+                        value.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        error = f"invalid UTF-8: column '{name}', bad byte at offset {exc.start}"
+                    payload = {
+                        k: v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+                        for k, v in rec.items()
+                    }
+                    batch.quarantine(row, error, json.dumps(payload, ensure_ascii=False))
+                    continue
+                _accept_record(batch, row, rec, json.dumps(rec, ensure_ascii=False), fields, default_source)
+        yield batch
+
+
+def _utf8_cells(column: pa.Array) -> list[Any]:
+    """A binary CSV column as Python strings; a cell that is not valid UTF-8 stays bytes (its row is quarantined)."""
+    try:
+        return column.cast(pa.string()).to_pylist()
+    except pa.ArrowInvalid:
+        cells: list[Any] = []
+        for value in column.to_pylist():
+            try:
+                cells.append(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                cells.append(value)
+        return cells
 
 
 def _iter_arrow(
@@ -837,7 +1225,7 @@ def read_table(uri: str | os.PathLike[str]) -> pa.Table:
         rows = []
         for p in paths:
             with _open_bytes(fs, p) as s:
-                rows.extend(orjson.loads(line) for line in s if line.strip())
+                rows.extend(orjson.loads(line) for line in s if not is_blank_line(line))
         return pa.Table.from_pylist(rows)
     return pa.concat_tables([pa.ipc.open_stream(fs.open(p, "rb").read()).read_all() for p in paths])
 
@@ -856,18 +1244,18 @@ def count_input_records(uri: str | os.PathLike[str]) -> int:
                 while True:
                     try:
                         line = stream.readline()
-                    except (EOFError, OSError, zstandard.ZstdError):
+                    except CUT_ERRORS:
                         total += 1
                         break
                     if not line:
                         break
-                    total += bool(line.strip())
+                    total += not is_blank_line(line)
             finally:
                 stream.close()
         elif fmt == "parquet":
-            total += pq.ParquetFile(fs.open(path, "rb")).metadata.num_rows
+            total += sum(_open_parquet(_opener(fs, path), path)[1])
         elif fmt == "csv":
-            total += pacsv.read_csv(_open_bytes(fs, path)).num_rows
+            total += sum(len(b.rows) + len(b.bad) for b in _csv_blocks(_opener(fs, path), path, path))
         else:
             with fs.open(path, "rb") as f:
                 total += pa.ipc.open_stream(f.read()).read_all().num_rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -225,3 +226,206 @@ def test_jsonl_blocks_number_every_line_whatever_the_batching(
     assert docs.num_rows + quarantine.num_rows + blank == len(lines)
     broken_rows = [i + 1 for i, line in enumerate(lines) if line.startswith(b'{"id": "broken"')]
     assert quarantine.column("row").to_pylist() == broken_rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 9: rows that vanished, folders that hid files, crashes on bad input
+
+
+def _ingest_cli(sift_cli, src: Path, out: Path) -> tuple[int, dict, pa.Table, pa.Table, str]:
+    proc = sift_cli("ingest", str(src), "--output", str(out), timeout=120)
+    if proc.returncode != 0:
+        return proc.returncode, {}, pa.table({}), pa.table({}), proc.stdout + proc.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    docs = pq.read_table(out / "documents.parquet")
+    quarantine = pq.read_table(out / "quarantine.parquet")
+    return 0, stats, docs, quarantine, proc.stdout + proc.stderr
+
+
+def test_csv_column_whose_type_changes_after_the_first_block_loses_no_row(tmp_path: Path) -> None:
+    """Arrow infers a column's type from the first 4 MB; a later cell of another type must not end the file."""
+    lines = ["id,text,extra"] + [f"{i},text {i} {'x' * 150},{i}" for i in range(30000)]
+    lines[29001] = "29000,a row far past the first block,not a number"
+    path = tmp_path / "types.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert len("\n".join(lines[:29001])) > 1 << 22  # the odd cell lies past the first 4 MB block
+    r = read_documents(path)
+    assert r.documents.num_rows == 30000
+    assert r.quarantine.num_rows == 0
+    assert r.stats["rows_in"] == 30000 == count_input_records(path)
+    extra = r.documents.column("extra").to_pylist()
+    assert extra[0] == "0" and extra[29000] == "not a number"
+
+
+def test_folder_mixing_arrow_with_other_formats_is_refused(tmp_path: Path, sift_cli) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    _jsonl(folder / "a.jsonl", [_dump(d) for d in GOOD])
+    table = pa.table({"id": ["x"], "text": ["from arrow"]})
+    with pa.ipc.new_stream(folder / "data-00000.arrow", table.schema) as w:
+        w.write_table(table)
+    with pytest.raises(InputError, match="mixes formats"):
+        read_documents(folder)
+    proc = sift_cli("ingest", str(folder), "--output", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "mixes formats" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_files_skipped_for_their_extension_are_listed_in_stats_and_summary(tmp_path: Path, sift_cli) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    _jsonl(folder / "a.jsonl", [_dump(d) for d in GOOD])
+    (folder / "README.md").write_text("about these documents\n")
+    (folder / "notes.txt").write_text("x\n")
+    rc, stats, docs, _, output = _ingest_cli(sift_cli, folder, tmp_path / "out")
+    assert rc == 0, output
+    assert docs.num_rows == 3
+    assert stats["skipped_files"] == {"README.md": "unknown format", "notes.txt": "unknown format"}
+    assert "skipped 2 file(s) not read: README.md (unknown format), notes.txt (unknown format)" in output
+    proc = sift_cli("dedup", str(folder), "--output", str(tmp_path / "dedup"))
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 2 file(s) not read: README.md (unknown format), notes.txt (unknown format)" in proc.stdout
+
+
+def test_arrow_dataset_folder_reads_its_arrow_files_and_lists_its_metadata_as_skipped(tmp_path: Path) -> None:
+    from pipelines.lake import input_files
+
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    table = pa.table({"id": ["1", "2"], "text": ["a", "b"]})
+    for name in ("data-00000-of-00002.arrow", "data-00001-of-00002.arrow"):
+        with pa.ipc.new_stream(folder / name, table.schema) as w:
+            w.write_table(table.slice(int(name[5:10]), 1))
+    (folder / "state.json").write_text("{}")
+    (folder / "dataset_info.json").write_text("{}")
+    found = input_files(folder)
+    assert found.format == "arrow"
+    assert [Path(p).name for p in found.paths] == ["data-00000-of-00002.arrow", "data-00001-of-00002.arrow"]
+    assert found.skipped == {
+        "dataset_info.json": "Arrow dataset metadata",
+        "state.json": "Arrow dataset metadata",
+    }
+    assert read_documents(folder).documents.column("id").to_pylist() == ["1", "2"]
+
+
+@pytest.mark.parametrize("odd", [b"\xc2\xa0", b"\x1c", b"\xe2\x80\xa8", b" \xc2\xa0\t"])
+def test_lines_of_unicode_only_whitespace_are_quarantined_and_counted(tmp_path: Path, odd: bytes) -> None:
+    """One blank-line rule (ASCII whitespace only, as JSON defines it) for the parser and the record count."""
+    path = _jsonl(tmp_path / "odd.jsonl", [_dump(GOOD[0]), odd, b"", b"  \t", _dump(GOOD[2])])
+    r = read_documents(path)
+    assert r.documents.column("id").to_pylist() == ["a", "c"]
+    assert r.quarantine.column("row").to_pylist() == [2]
+    assert r.quarantine.column("error").to_pylist()[0].startswith("malformed JSON")
+    assert count_input_records(path) == 3 == r.documents.num_rows + r.quarantine.num_rows
+
+
+def test_csv_row_with_invalid_utf8_is_quarantined_alone(tmp_path: Path, sift_cli) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"id,text,note\n1,ok,n\n2,bad \xff byte,n\n3,fine,n\n")
+    r = read_documents(path)
+    assert r.documents.column("id").to_pylist() == ["1", "3"]
+    q = r.quarantine.to_pylist()
+    assert [(x["row"], x["error"].split(":")[0]) for x in q] == [(2, "invalid UTF-8")]
+    assert "'text'" in q[0]["error"]
+    assert json.loads(q[0]["payload"]) == {"id": "2", "text": "bad \\xff byte", "note": "n"}
+    assert count_input_records(path) == 3
+    rc, stats, docs, quarantine, output = _ingest_cli(sift_cli, path, tmp_path / "out")
+    assert rc == 0, output
+    assert (stats["documents"], stats["quarantined"], stats["rows_in"]) == (2, 1, 3)
+
+
+@pytest.mark.parametrize(("depth", "error"), [(100_000, "malformed JSON"), (1000, "too deeply nested")])
+def test_deeply_nested_json_is_quarantined_not_a_crash(
+    tmp_path: Path, sift_cli, depth: int, error: str
+) -> None:
+    """Arrow's JSON reader crashed on deep nesting; orjson refuses 100,000 levels, and 1,000 levels (which orjson
+    takes) are refused as deeper than Python's json module and Arrow's converters can write back."""
+    deep = b'{"id": "c", "text": "t", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    path = _jsonl(tmp_path / "deep.jsonl", [_dump(GOOD[0]), deep, _dump(GOOD[2])])
+    rc, stats, docs, quarantine, output = _ingest_cli(sift_cli, path, tmp_path / "out")
+    assert rc == 0, output
+    assert docs.column("id").to_pylist() == ["a", "c"]
+    assert quarantine.column("row").to_pylist() == [2]
+    assert quarantine.column("error").to_pylist()[0].startswith(error)
+    assert stats["rows_in"] == 3 == count_input_records(path)
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_truncated_csv_gz_keeps_whole_records_and_quarantines_the_cut(
+    tmp_path: Path, sift_cli, quoted: bool
+) -> None:
+    """A cut inside a quoted field that spans lines must not hand Arrow half a record (it reads one as whole)."""
+    texts = [f"{i} {'word ' * 20}" + ('\nits second line, "quoted"' if quoted else "") for i in range(20000)]
+    cells = ['"' + t.replace('"', '""') + '"' if quoted else t for t in texts]
+    body = "id,text,n\n" + "".join(f"{i},{c},{i}\n" for i, c in enumerate(cells))
+    packed = gzip.compress(body.encode())
+    whole = tmp_path / "whole.csv.gz"
+    whole.write_bytes(packed)
+    assert read_documents(whole).documents.num_rows == 20000
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    rc, stats, docs, quarantine, output = _ingest_cli(sift_cli, cut, tmp_path / "out")
+    assert rc == 0, output
+    n = docs.num_rows
+    assert 0 < n < 20000
+    assert docs.column("id").to_pylist() == [str(i) for i in range(n)]
+    assert docs.column("text").to_pylist() == texts[:n]
+    q = quarantine.to_pylist()
+    assert [(x["row"], x["error"].split(":")[0]) for x in q] == [(n + 1, "truncated input")]
+    decoded = zlib.decompressobj(wbits=31).decompress(cut.read_bytes())
+    whole = "id,text,n\n" + "".join(f"{i},{c},{i}\n" for i, c in enumerate(cells[:n]))
+    assert q[0]["payload"] == decoded[len(whole.encode()) :].decode()
+    assert stats["rows_in"] == n + 1 == count_input_records(cut)
+
+
+def _parquet_with_corrupt_middle_row_group(path: Path) -> None:
+    table = pa.table(
+        {"id": [str(i) for i in range(30)], "text": [f"document number {i:04d}" for i in range(30)]}
+    )
+    pq.write_table(table, path, row_group_size=10, compression="none", use_dictionary=False)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"document number 0015")
+    assert at > 0
+    data[at - 4 : at] = b"\xff\xff\xff\x7f"  # the PLAIN length prefix of a value: far past the page's end
+    path.write_bytes(bytes(data))
+
+
+def test_parquet_with_a_corrupt_data_page_quarantines_that_row_group(tmp_path: Path, sift_cli) -> None:
+    path = tmp_path / "corrupt.parquet"
+    _parquet_with_corrupt_middle_row_group(path)
+    r = read_documents(path)
+    assert r.documents.column("id").to_pylist() == [str(i) for i in (*range(10), *range(20, 30))]
+    q = r.quarantine.to_pylist()
+    assert [x["row"] for x in q] == list(range(11, 21))
+    assert all(x["error"].startswith("unreadable Parquet row group 1 (rows 11-20): ") for x in q)
+    assert [json.loads(x["payload"]) for x in q] == [
+        {"id": str(i)} for i in range(10, 20)
+    ]  # what still reads
+    assert count_input_records(path) == 30
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    path.rename(folder / "corrupt.parquet")
+    pq.write_table(pa.table({"id": ["x"], "text": ["an intact file"]}), folder / "other.parquet")
+    rc, stats, docs, quarantine, output = _ingest_cli(sift_cli, folder, tmp_path / "out")
+    assert rc == 0, output
+    assert (stats["documents"], stats["quarantined"], stats["rows_in"]) == (21, 10, 31)
+    assert "x" in docs.column("id").to_pylist()
+
+
+def test_parquet_string_with_invalid_utf8_is_quarantined_alone(tmp_path: Path) -> None:
+    """Arrow writes string cells without checking them; reading one back as Python text raised a trace."""
+    texts = [b"fine", b"bad \xff byte", b"also fine"]
+    data = b"".join(texts)
+    offsets = [0]
+    for t in texts:
+        offsets.append(offsets[-1] + len(t))
+    text = pa.Array.from_buffers(
+        pa.string(), 3, [None, pa.py_buffer(pa.array(offsets, pa.int32()).buffers()[1]), pa.py_buffer(data)]
+    )
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"id": ["1", "2", "3"], "text": text}), path)
+    r = read_documents(path)
+    assert r.documents.column("id").to_pylist() == ["1", "3"]
+    q = r.quarantine.to_pylist()
+    assert [(x["row"], x["error"]) for x in q] == [(2, "invalid UTF-8: column(s) ['text']")]
+    assert json.loads(q[0]["payload"]) == {"id": "2", "text": "bad \\xff byte"}
