@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.resources import EngineResource, LakeResource
+from sift.pipelines.resources import EngineResource, LakeResource
 
 GROUP = "containment"
 
@@ -96,11 +96,11 @@ def containment_demo_tables(context: dg.AssetExecutionContext, lake: LakeResourc
     "and the inputs under tables/ that are not readable tables, with their error.",
 )
 def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    from dedup.containment.graph import read_metadata
-    from dedup.containment.run import SKIPPED_SCHEMA, _atomic_parquet
-    from dedup.containment.stats import stats_rows
-    from pipelines.config import load_config
-    from pipelines.lake_tables import discover_tables
+    from sift.dedup.containment.graph import read_metadata
+    from sift.dedup.containment.run import SKIPPED_SCHEMA, _atomic_parquet
+    from sift.dedup.containment.stats import stats_rows
+    from sift.pipelines.config import load_config
+    from sift.pipelines.lake_tables import discover_tables
 
     cfg = load_config("contain")
     out = _local(lake, "containment")
@@ -139,10 +139,10 @@ def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> d
 def containment_graph(
     context: dg.AssetExecutionContext, lake: LakeResource, engine: EngineResource
 ) -> dg.MaterializeResult:
-    from dedup.containment.graph import find_containment
-    from dedup.containment.run import save_result, write_graph
-    from pipelines.config import load_config
-    from pipelines.lake_tables import discover_tables
+    from sift.dedup.containment.graph import find_containment
+    from sift.dedup.containment.run import save_result, write_graph
+    from sift.pipelines.config import load_config
+    from sift.pipelines.lake_tables import discover_tables
 
     cfg = load_config("contain", {"engine": engine.name})
     out = _local(lake, "containment")
@@ -198,9 +198,9 @@ def containment_graph(
     ],
 )
 def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    from dedup.containment.recipes import table_checksum
-    from dedup.containment.run import load_result, plan_and_write, rebuild_table
-    from pipelines.config import load_config
+    from sift.dedup.containment.recipes import table_checksum
+    from sift.dedup.containment.run import load_result, plan_and_write, rebuild_table
+    from sift.pipelines.config import load_config
 
     cfg = load_config("contain")
     out = _local(lake, "containment")

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.progress import forward_progress
-from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
+from sift.pipelines.progress import forward_progress
+from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 GROUP = "dedup"
 
@@ -35,7 +35,7 @@ class DedupRunConfig(dg.Config):
 
 
 def _config(run_config: DedupRunConfig):
-    from pipelines.config import load_config
+    from sift.pipelines.config import load_config
 
     return load_config("dedup", run_config.model_dump())
 
@@ -61,7 +61,7 @@ def _raw_files(lake: LakeResource) -> list[str]:
 def dedup_signatures(
     context: dg.AssetExecutionContext, config: DedupRunConfig, lake: LakeResource
 ) -> dg.MaterializeResult:
-    from dedup import kernels
+    from sift.dedup import kernels
 
     cfg = _config(config)
     source = context.partition_key
@@ -102,7 +102,7 @@ def dedup_signatures(
 def duplicate_clusters(
     context: dg.AssetExecutionContext, config: DedupRunConfig, lake: LakeResource, engine: EngineResource
 ) -> dg.MaterializeResult:
-    import dedup
+    from sift import dedup
 
     cfg = _config(config)
     files = _raw_files(lake)

@@ -3,9 +3,9 @@
 import dagster as dg
 import pyarrow as pa
 
-from pipelines.ingest import IngestOptions, ingest
-from pipelines.lake import count_input_records, read_table, write_parquet_atomic
-from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
+from sift.pipelines.ingest import IngestOptions, ingest
+from sift.pipelines.lake import count_input_records, read_table, write_parquet_atomic
+from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 
 class IngestRunConfig(dg.Config):
@@ -43,7 +43,7 @@ def column_schema(table: pa.Table) -> dg.TableSchema:
 def raw_documents(
     context: dg.AssetExecutionContext, config: IngestRunConfig, lake: LakeResource, engine: EngineResource
 ) -> dg.MaterializeResult:
-    from pipelines.config import load_config
+    from sift.pipelines.config import load_config
 
     source = context.partition_key
     cfg = load_config("ingest", config.model_dump())

@@ -40,7 +40,7 @@ def sift_command() -> list[str]:
     local = Path(sys.executable).parent / "sift"
     if local.exists():
         return [str(local)]
-    return [sys.executable, "-m", "pipelines.cli"]
+    return [sys.executable, "-m", "sift.pipelines.cli"]
 
 
 def run_measured(cmd: list[str], log: Path) -> dict:

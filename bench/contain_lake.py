@@ -29,14 +29,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import contain_brute  # the CSV round-trip check uses the reference normaliser
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
-sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
-import contain_brute  # noqa: E402  (the CSV round-trip check uses the reference normaliser)
 
 # ---------------------------------------------------------------------------------------------------------------
 # real tables

@@ -41,12 +41,10 @@ import sys
 import time
 from pathlib import Path
 
+import dedup_recipe as recipe
 import numpy as np
 import pyarrow.json as pj
 import pyarrow.parquet as pq
-
-sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
-import dedup_recipe as recipe  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -67,7 +65,7 @@ def profiled(cmd: list[str], prof: Path) -> list[str]:
     """``cmd`` (a Python console script or ``python -m/-c``) run under cProfile, writing ``prof``."""
     if cmd[0] == sys.executable:
         if cmd[1] == "-c":
-            return [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pipelines.cli", *cmd[3:]]
+            return [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "sift.pipelines.cli", *cmd[3:]]
         return [sys.executable, "-m", "cProfile", "-o", str(prof), *cmd[1:]]
     return [sys.executable, "-m", "cProfile", "-o", str(prof), *cmd]
 

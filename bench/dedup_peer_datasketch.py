@@ -14,17 +14,13 @@ their columns, as Sift does), ``removed.parquet``, ``clusters.parquet`` and ``st
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import datasketch
+import dedup_recipe as recipe
 import numpy as np
 import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
-
-sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
-import dedup_recipe as recipe  # noqa: E402
 
 SEED = 1
 

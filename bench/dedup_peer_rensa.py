@@ -15,15 +15,11 @@ their columns, as Sift does), ``removed.parquet``, ``clusters.parquet`` and ``st
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
+import dedup_recipe as recipe
 import numpy as np
 import rensa
-
-sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadow the `dedup` package
-import dedup_recipe as recipe  # noqa: E402
 
 SEED = 42
 _BASE = 0x100000001B3

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dedup.config import DedupConfig
+    from sift.dedup.config import DedupConfig
 
 __all__ = ["DedupConfig", "run"]
 
@@ -16,7 +16,7 @@ __all__ = ["DedupConfig", "run"]
 def __getattr__(name: str) -> Any:
     """`DedupConfig` is imported on first use, so `dedup.containment` does not build the dedup config model."""
     if name == "DedupConfig":
-        from dedup.config import DedupConfig
+        from sift.dedup.config import DedupConfig
 
         return DedupConfig
     raise AttributeError(f"module 'dedup' has no attribute {name!r}")
@@ -24,6 +24,6 @@ def __getattr__(name: str) -> Any:
 
 def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """See `dedup.api.run` (imported lazily so `dedup.containment` does not pay for numba kernels)."""
-    from dedup.api import run as _run
+    from sift.dedup.api import run as _run
 
     return _run(*args, **kwargs)

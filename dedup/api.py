@@ -23,18 +23,18 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from dedup.config import DedupConfig
-from dedup.outputs import finalize, remove_outputs
-from dedup.work import WorkDir, phase, remove_tmp_files, spill, write_json_atomic
-from pipelines.locks import output_lock
+from sift.dedup.config import DedupConfig
+from sift.dedup.outputs import finalize, remove_outputs
+from sift.dedup.work import WorkDir, phase, remove_tmp_files, spill, write_json_atomic
+from sift.pipelines.locks import output_lock
 
 
 def _warm_engine(config: DedupConfig) -> Any:
     """Import the Polars engine and run the facts kernels once on two tiny documents: numba loads its cached
     machine code and starts its threads on the first call (~0.5 s), which then overlaps the first shard's parse
     instead of delaying its facts."""
-    engine = importlib.import_module("dedup.engines.polars")
-    from dedup import kernels
+    engine = importlib.import_module("sift.dedup.engines.polars")
+    from sift.dedup import kernels
 
     tiny = pa.record_batch(
         {
@@ -113,7 +113,7 @@ def _run(
             timings["facts"] = time.perf_counter() - t
         decisions, phases = plan.run(work, config, timings)
     elif engine == "spark":
-        from dedup.engines import spark as splan
+        from sift.dedup.engines import spark as splan
 
         spill(work, documents, config.batch_rows)
         timings["ingest"] = time.perf_counter() - t0

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dedup.config import DedupConfig
-from dedup.plots import cluster_histogram
-from dedup.work import QUARANTINE_SCHEMA, WorkDir, kill_point, tmp_name, write_json_atomic
+from sift.dedup.config import DedupConfig
+from sift.dedup.plots import cluster_histogram
+from sift.dedup.work import QUARANTINE_SCHEMA, WorkDir, kill_point, tmp_name, write_json_atomic
 
 OUTPUT_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 16384

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.config import DedupConfig
-from dedup.outputs import DECISIONS_SCHEMA
+from sift.dedup.config import DedupConfig
+from sift.dedup.outputs import DECISIONS_SCHEMA
 
 
 def source_ranks(sources: pa.Array | pa.ChunkedArray, priority: list[str]) -> np.ndarray:

@@ -109,9 +109,9 @@ def ingest(
     Writes OUTPUT/documents.parquet (id, source, text, other columns), OUTPUT/quarantine.parquet (file, row,
     error, payload) and OUTPUT/stats.json, and prints a summary.
     """
-    from pipelines.config import engine_choice, load_config
-    from pipelines.errors import check_output_folder
-    from pipelines.ingest import IngestOptions, run_ingest
+    from sift.pipelines.config import engine_choice, load_config
+    from sift.pipelines.errors import check_output_folder
+    from sift.pipelines.ingest import IngestOptions, run_ingest
 
     check_output_folder(output)
     cfg = load_config(
@@ -136,7 +136,7 @@ def ingest(
 
 def print_ingest_summary(stats: dict, output: Path) -> None:
     """Counts per source and per kind of quarantine error, and the input files that were not read."""
-    from pipelines.lake import skipped_files_line
+    from sift.pipelines.lake import skipped_files_line
 
     table = Table(title=f"ingest: {stats['rows_in']} rows in -> {output}")
     table.add_column("what")
@@ -166,7 +166,7 @@ def demo(
 
     The runs are recorded in a real Dagster instance (SQLite), so `sift ui` shows them afterwards.
     """
-    from pipelines.demo import run_demo
+    from sift.pipelines.demo import run_demo
 
     home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
     root = Path(lake or os.environ.get("SIFT_LAKE_ROOT") or ".sift/lake").resolve()
@@ -195,13 +195,13 @@ def ui(
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     exe = Path(sys.executable).with_name("dagster")
-    os.execv(str(exe), [str(exe), "dev", "-m", "pipelines.definitions", "-p", str(port)])
+    os.execv(str(exe), [str(exe), "dev", "-m", "sift.pipelines.definitions", "-p", str(port)])
 
 
 @config_app.command("show")
 def config_show(config: ConfigOpt = None) -> None:
     """Print the effective configuration of every stage (defaults < TOML < environment) as TOML."""
-    from pipelines.config import effective_config
+    from sift.pipelines.config import effective_config
 
     lines = []
     for stage, values in effective_config(config).items():
@@ -220,8 +220,8 @@ def _toml_value(value: object) -> str:
     return json.dumps(value)
 
 
-from pipelines.cli_contain import register as register_contain  # noqa: E402
-from pipelines.cli_dedup import register as register_dedup  # noqa: E402
+from sift.pipelines.cli_contain import register as register_contain  # noqa: E402
+from sift.pipelines.cli_dedup import register as register_dedup  # noqa: E402
 
 register_contain(app)
 register_dedup(app)
@@ -238,10 +238,10 @@ def print_error(exc: BaseException) -> None:
 
 def main() -> None:
     """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
-    from pipelines.config import ConfigError
-    from pipelines.engines import EngineError
-    from pipelines.errors import InputError
-    from pipelines.fastexit import exit_if_requested
+    from sift.pipelines.config import ConfigError
+    from sift.pipelines.engines import EngineError
+    from sift.pipelines.errors import InputError
+    from sift.pipelines.fastexit import exit_if_requested
 
     try:
         app(standalone_mode=False)

@@ -47,14 +47,14 @@ def contain(
     Writes OUTPUT/containment.parquet, deletion_plan.parquet, recipes.parquet, table_statistics.parquet,
     skipped.parquet, stats.json, report.md and containment_graph.png.
     """
-    from pipelines.fastexit import lean_start
+    from sift.pipelines.fastexit import lean_start
 
     lean_start()
-    from dedup.containment.side import SIDE_MIN_TABLES, side_worker
-    from pipelines.config import engine_choice, load_config
-    from pipelines.errors import InputError, check_output_folder
-    from pipelines.lake_tables import discover_tables
-    from pipelines.progress import terminal_progress
+    from sift.dedup.containment.side import SIDE_MIN_TABLES, side_worker
+    from sift.pipelines.config import engine_choice, load_config
+    from sift.pipelines.errors import InputError, check_output_folder
+    from sift.pipelines.lake_tables import discover_tables
+    from sift.pipelines.progress import terminal_progress
 
     check_output_folder(output)
     name, master = engine_choice(engine, spark_master)
@@ -92,18 +92,18 @@ def contain(
         + (f"; {stats['applied']} moved to the trash" if apply else "")
     )
     if cfg.engine == "polars":
-        from pipelines.fastexit import request
+        from sift.pipelines.fastexit import request
 
         request()
 
 
 def _run(refs, problems, cfg, master, lake, output, access_log, apply, pool) -> dict:
-    from dedup.containment.run import run_contain
-    from pipelines.errors import InputError
+    from sift.dedup.containment.run import run_contain
+    from sift.pipelines.errors import InputError
 
     spark = None
     if cfg.engine == "spark":
-        from pipelines.engines import get_spark
+        from sift.pipelines.engines import get_spark
 
         spark = get_spark(master)
     try:
@@ -130,8 +130,8 @@ def rebuild(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet, or .csv).")],
 ) -> None:
     """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
-    from dedup.containment.run import original_file, rebuild_table, write_table
-    from pipelines.errors import InputError, check_output_file
+    from sift.dedup.containment.run import original_file, rebuild_table, write_table
+    from sift.pipelines.errors import InputError, check_output_file
 
     check_output_file(output, (".parquet", ".csv"))
     try:

@@ -16,7 +16,7 @@ out = Console()
 
 def input_fingerprint(uri: str) -> str:
     """Identity of an input for resuming: every file's path, size and modification time."""
-    from pipelines.lake import list_input_files
+    from sift.pipelines.lake import list_input_files
 
     fs, paths, fmt = list_input_files(uri)
     h = hashlib.sha256(fmt.encode())
@@ -66,15 +66,15 @@ def dedup(
     (id, cluster_id), quarantine.parquet, stats.json, report.md, cluster_sizes.png and timings.json. A run that
     was killed resumes from OUTPUT/_work when started again with the same input and options.
     """
-    from pipelines.fastexit import lean_start
+    from sift.pipelines.fastexit import lean_start
 
     lean_start()
-    import dedup as dedup_pkg
-    from pipelines.config import engine_choice, load_config
-    from pipelines.errors import check_output_folder
-    from pipelines.ingest import refuse_if_all_rejected
-    from pipelines.lake import Fields, InputError, input_files, iter_documents, skipped_files_line
-    from pipelines.progress import terminal_progress
+    from sift import dedup as dedup_pkg
+    from sift.pipelines.config import engine_choice, load_config
+    from sift.pipelines.errors import check_output_folder
+    from sift.pipelines.ingest import refuse_if_all_rejected
+    from sift.pipelines.lake import Fields, InputError, input_files, iter_documents, skipped_files_line
+    from sift.pipelines.progress import terminal_progress
 
     check_output_folder(output)
     name, master = engine_choice(engine, spark_master)
@@ -105,7 +105,7 @@ def dedup(
     )
     spark = None
     if name == "spark":
-        from pipelines.engines import get_spark
+        from sift.pipelines.engines import get_spark
 
         spark = get_spark(master)
     try:
@@ -131,7 +131,7 @@ def dedup(
     if skipped:
         out.print(skipped, markup=False, highlight=False, soft_wrap=True)
     if spark is None:
-        from pipelines.fastexit import request
+        from sift.pipelines.fastexit import request
 
         request()
 

@@ -19,7 +19,7 @@ import annotated_types
 import pydantic
 from pydantic import BaseModel, Field
 
-from pipelines.engines import ENGINES
+from sift.pipelines.engines import ENGINES
 
 
 class ConfigError(ValueError):
@@ -65,8 +65,8 @@ def _register_algorithm_stages() -> None:
     import importlib
 
     for stage, module, attr in (
-        ("dedup", "dedup.config", "DedupConfig"),
-        ("contain", "dedup.containment.config", "ContainConfig"),
+        ("dedup", "sift.dedup.config", "DedupConfig"),
+        ("contain", "sift.dedup.containment.config", "ContainConfig"),
     ):
         try:
             mod = importlib.import_module(module)

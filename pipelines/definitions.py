@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import containment, raw
-from assets import dedup as dedup_assets
-from pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
+from sift.assets import containment, raw
+from sift.assets import dedup as dedup_assets
+from sift.pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
 
 ASSETS = [*raw.ASSETS, *containment.ASSETS, *dedup_assets.ASSETS]
 CHECKS = [*raw.CHECKS, *containment.CHECKS, *dedup_assets.CHECKS]

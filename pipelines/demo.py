@@ -13,8 +13,8 @@ from typing import Any
 import dagster as dg
 from rich.console import Console
 
-from pipelines.demo_corpus import write_demo_inputs
-from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
+from sift.pipelines.demo_corpus import write_demo_inputs
+from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 DEFAULT_INSTANCE_YAML = """\
 # Sift's local Dagster instance: SQLite storage in this folder (see deploy/dagster.yaml for Postgres).
@@ -25,7 +25,7 @@ telemetry:
 
 def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None) -> list[dict[str, Any]]:
     """Materialise every asset of the code location on the demo corpus; return one summary row per run."""
-    from pipelines.definitions import defs
+    from sift.pipelines.definitions import defs
 
     console = console or Console(stderr=True)
     dagster_home.mkdir(parents=True, exist_ok=True)

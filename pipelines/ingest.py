@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.lake import (
+from sift.pipelines.lake import (
     DOC_SCHEMA,
     QUARANTINE_SCHEMA,
     Fields,
@@ -211,7 +211,7 @@ def ingest_spark(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from pipelines.engines import get_spark
+    from sift.pipelines.engines import get_spark
 
     spark = get_spark(master)
     fs, paths, fmt = list_input_files(uri)

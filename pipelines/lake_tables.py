@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dedup.containment.tables import TableRef, table_from_paths
-from pipelines.errors import InputError
+from sift.dedup.containment.tables import TableRef, table_from_paths
+from sift.pipelines.errors import InputError
 
 PARQUET_EXT = (".parquet", ".parq", ".pq")
 CSV_EXT = (".csv", ".csv.gz")

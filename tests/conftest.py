@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +40,7 @@ def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90
 @pytest.fixture(scope="session")
 def spark():
     """A real local-mode SparkSession shared by the whole test session."""
-    from pipelines.engines import get_spark, stop_spark
+    from sift.pipelines.engines import get_spark, stop_spark
 
     session = get_spark("local[2]")
     yield session
@@ -108,10 +110,23 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     proc.kill()
 
 
+def bench_module(name: str) -> types.ModuleType:
+    """Import `bench/NAME.py` (a script, not a package) under its own name; a bench script's sibling imports
+    (`import dedup_recipe`) find the siblings loaded before it."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def sift_command() -> list[str]:
     """How to run the `sift` CLI in a subprocess from the tests (the console script, or the module)."""
     exe = shutil.which("sift", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "pipelines.cli"]
+    return [exe] if exe else [sys.executable, "-m", "sift.pipelines.cli"]
 
 
 def run_sift(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -124,7 +139,7 @@ def run_sift(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpr
 @pytest.fixture(scope="session")
 def real_docs() -> pa.Table:
     """At least 2,000 real documents (`id`, `source`, `text`) from three offline sources."""
-    from pipelines.demo_corpus import real_documents
+    from sift.pipelines.demo_corpus import real_documents
 
     table = real_documents()
     assert table.num_rows >= 2000

@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-import assets.raw
-from pipelines.definitions import defs
-from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
+import sift.assets.raw
+from sift.pipelines.definitions import defs
+from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 SOURCE = "s"
 
@@ -94,8 +94,8 @@ def test_raw_checks_pass_on_a_good_ingest_and_downstream_runs(tmp_path: Path) ->
 def test_raw_check_fails_and_blocks_downstream(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: Callable, failing: str
 ) -> None:
-    real = assets.raw.ingest
-    monkeypatch.setattr(assets.raw, "ingest", lambda *a, **k: tamper(real(*a, **k)))
+    real = sift.assets.raw.ingest
+    monkeypatch.setattr(sift.assets.raw, "ingest", lambda *a, **k: tamper(real(*a, **k)))
     lake = tmp_path / "lake"
     _write_incoming(lake)
     result = _materialize(lake, tmp_path, ["raw_documents", "dedup_signatures"], SOURCE)
@@ -113,8 +113,8 @@ def test_raw_check_fails_and_blocks_downstream(
 
 def _dedup_lake(tmp_path: Path) -> Path:
     """A lake with raw documents (two exact duplicates among them) and a real dedup run folder."""
-    import dedup
-    from pipelines.config import load_config
+    from sift import dedup
+    from sift.pipelines.config import load_config
 
     lake = tmp_path / "lake"
     (lake / "raw_documents").mkdir(parents=True)
@@ -207,7 +207,7 @@ def _tables_lake(tmp_path: Path) -> Path:
 
 def _plan_then(monkeypatch: pytest.MonkeyPatch, after: Callable[[str], None]) -> None:
     """Patch the plan step so that `after(output_dir)` changes the world once the plan is written."""
-    import dedup.containment.run as run
+    import sift.dedup.containment.run as run
 
     real = run.plan_and_write
 

@@ -16,14 +16,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import bench_module
 
 ROOT = Path(__file__).resolve().parents[1]
-# Appended, not prepended: bench/dedup.py must not shadow the `dedup` package for later imports.
-sys.path.append(str(ROOT / "bench"))
-
-import contain  # noqa: E402
-import contain_brute  # noqa: E402
-import contain_lake  # noqa: E402
+contain_brute = bench_module("contain_brute")
+contain_lake = bench_module("contain_lake")
+contain = bench_module("contain")
 
 
 def _pairs(table: pa.Table) -> set[tuple[str, str]]:

@@ -13,14 +13,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import bench_module
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-# Appended, not prepended, and bench/dedup.py is loaded under another name: it must never shadow the `dedup`
-# package in this test process.
-sys.path.append(str(BENCH))
-
-import dedup_recipe as recipe  # noqa: E402
+recipe = bench_module("dedup_recipe")
 
 
 def _real_topics(n: int) -> list[tuple[str, str]]:

@@ -21,10 +21,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-import dedup.containment.run as run
-from dedup.containment.config import ContainConfig
-from dedup.containment.run import rebuild_table, run_contain
-from pipelines.lake_tables import discover_tables
+import sift.dedup.containment.run as run
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.run import rebuild_table, run_contain
+from sift.pipelines.lake_tables import discover_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 EAGER = ContainConfig(storage_cost_per_byte=1.0, scan_cost_per_byte=1e-12)
@@ -211,9 +211,9 @@ def test_interrupted_apply_leaves_recipes_for_what_it_moved(tmp_path, real_docs,
 
 KILL_RUN = """
 import sys
-from dedup.containment.config import ContainConfig
-from dedup.containment.run import run_contain
-from pipelines.lake_tables import discover_tables
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.run import run_contain
+from sift.pipelines.lake_tables import discover_tables
 
 refs, problems = discover_tables(sys.argv[1])
 cfg = ContainConfig(storage_cost_per_byte=1.0, scan_cost_per_byte=1e-12)

@@ -9,8 +9,8 @@ import dagster as dg
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from assets.containment import ASSETS, deletion_plan
-from pipelines.resources import EngineResource, LakeResource
+from sift.assets.containment import ASSETS, deletion_plan
+from sift.pipelines.resources import EngineResource, LakeResource
 
 
 def test_assets_materialise_with_checks(tmp_path, real_docs):

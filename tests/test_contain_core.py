@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pyarrow.types as pt
 import pytest
 
-from dedup.containment.config import ContainConfig
-from dedup.containment.run import rebuild_table, run_contain
-from pipelines.lake_tables import discover_tables
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.run import rebuild_table, run_contain
+from sift.pipelines.lake_tables import discover_tables
 
 # ---------------------------------------------------------------------------------------------------------------
 # the lake
@@ -465,8 +465,8 @@ def test_apply_moves_only_verified_tables(tmp_path):
 
 def test_hash_collisions_never_change_the_result(lake):
     """With fingerprints cut to 2 bits almost every row collides; the value check must still decide exactly."""
-    from dedup.containment.engines.polars import PolarsEngine, Projection
-    from dedup.containment.graph import find_containment
+    from sift.dedup.containment.engines.polars import PolarsEngine, Projection
+    from sift.dedup.containment.graph import find_containment
 
     class TwoBitEngine(PolarsEngine):
         def projection(self, t, keys):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from dedup.containment import kernels as K
-from dedup.containment import kernels_numba as N
+from sift.dedup.containment import kernels as K
+from sift.dedup.containment import kernels_numba as N
 
 SEED = np.uint64(0x5EED)
 

@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dedup.containment import kernels
-from dedup.containment.kernels import canon_equal, canon_hashes, canonical, column_hash
-from dedup.containment.recipes import decode_rows, encode_rows, table_checksum
-from dedup.containment.schema import TableSchema, column_infos, comparable, schema_graph, type_class
-from dedup.containment.stats import ColumnStats, TableStats, parquet_stats, prune_reason
-from dedup.containment.tables import table_from_paths
+from sift.dedup.containment import kernels
+from sift.dedup.containment.kernels import canon_equal, canon_hashes, canonical, column_hash
+from sift.dedup.containment.recipes import decode_rows, encode_rows, table_checksum
+from sift.dedup.containment.schema import TableSchema, column_infos, comparable, schema_graph, type_class
+from sift.dedup.containment.stats import ColumnStats, TableStats, parquet_stats, prune_reason
+from sift.dedup.containment.tables import table_from_paths
 
 
 def hashes(arr: pa.Array, klass: str) -> list[int]:
@@ -201,7 +201,7 @@ def test_plan_is_optimal_against_enumeration():
     """The MILP's plan saves as much as the best of all valid plans (enumerated), on tiny byte-cost scales."""
     import itertools
 
-    from dedup.containment.plan import choose_deletions, plan_edges
+    from sift.dedup.containment.plan import choose_deletions, plan_edges
 
     rng = np.random.default_rng(3)
     n = 7
@@ -228,7 +228,7 @@ def test_plan_is_optimal_against_enumeration():
 
 def test_distinct_rows_counts_exactly():
     """CSV statistics count distinct normalised rows exactly (a distinct-count bound prunes pairs)."""
-    from dedup.containment.stats import _distinct_rows
+    from sift.dedup.containment.stats import _distinct_rows
 
     rng = np.random.default_rng(1)
     for _ in range(500):

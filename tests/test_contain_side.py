@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from test_contain_core import build_lake
 
-from dedup.containment import run as run_module
-from dedup.containment.config import ContainConfig
-from dedup.containment.graph import read_metadata
-from dedup.containment.run import run_contain
-from dedup.containment.side import call, side_worker
-from pipelines.lake_tables import discover_tables
+from sift.dedup.containment import run as run_module
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.graph import read_metadata
+from sift.dedup.containment.run import run_contain
+from sift.dedup.containment.side import call, side_worker
+from sift.pipelines.lake_tables import discover_tables
 
 OUTPUTS = (
     "containment.parquet",

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_contain_core import brute_force, build_lake, lake_tables
 
-from dedup.containment.config import ContainConfig
-from dedup.containment.run import run_contain
-from pipelines.lake_tables import discover_tables
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.run import run_contain
+from sift.pipelines.lake_tables import discover_tables
 
 SMALL = {
     "base",

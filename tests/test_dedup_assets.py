@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 
 
 def test_dedup_assets_materialise_with_checks(tmp_path: Path) -> None:
-    from pipelines.definitions import defs
-    from pipelines.demo_corpus import write_demo_inputs
-    from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
+    from sift.pipelines.definitions import defs
+    from sift.pipelines.demo_corpus import write_demo_inputs
+    from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
     lake = tmp_path / "lake"
     sources = sorted(write_demo_inputs(lake / "incoming", max_per_source=120))

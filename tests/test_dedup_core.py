@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import sparse
 
-import dedup
-from dedup import DedupConfig
-from dedup.config import candidate_probability
+from sift import dedup
+from sift.dedup import DedupConfig
+from sift.dedup.config import candidate_probability
 
 OUTPUTS = (
     "kept.parquet",
@@ -356,7 +356,7 @@ def test_output_is_byte_identical_whatever_the_batching(
     assert _files(tmp_path / "other") == _files(verified_run)
     assert not (tmp_path / "other" / "_work").exists()
     # candidate buckets of a few bands per query (as on a corpus too large for one) give the same edges
-    from dedup.engines import polars as engine
+    from sift.dedup.engines import polars as engine
 
     monkeypatch.setattr(engine, "BAND_ROWS", 3 * corpus.num_rows)
     dedup.run(corpus, DedupConfig(), tmp_path / "bands")
@@ -392,9 +392,9 @@ def test_kept_file_bytes_do_not_depend_on_shards_or_runs(
     """kept.parquet is written from zero-copy slices of the spilled shards (one per run of kept rows): the same
     kept rows give the same bytes whatever the shard sizes, for short and long texts (rows per page follow the
     average text size), across row groups."""
-    from dedup import outputs
-    from dedup.outputs import write_kept
-    from dedup.work import WorkDir, spill
+    from sift.dedup import outputs
+    from sift.dedup.outputs import write_kept
+    from sift.dedup.work import WorkDir, spill
 
     monkeypatch.setattr(outputs, "ROW_GROUP_ROWS", 1000)
 

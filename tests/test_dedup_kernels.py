@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from test_dedup_core import ref_jaccard, ref_normalise
 
-from dedup import DedupConfig, kernels
+from sift.dedup import DedupConfig, kernels
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_jaccard_threshold_stops_only_below_it(texts: list[str], word: bool) -> 
 def test_fused_character_shingles_equal_the_reference_loop(texts: list[str]) -> None:
     """The character-shingle loop fused into the one-permutation signature and into the Jaccard sets gives the
     values of the reference `_tokens` + `_window_hashes` (the copies are kept for speed; see shingles.py)."""
-    from dedup.kernels import jaccard, shingles, signatures
+    from sift.dedup.kernels import jaccard, shingles, signatures
 
     norm = kernels.normalise(pa.array(texts[:300] + ["ab", "", "x" * 200, "é" * 40]))
     offsets, data = kernels.string_buffers(norm)

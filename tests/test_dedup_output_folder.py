@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import dedup
-from dedup import DedupConfig
+from sift import dedup
+from sift.dedup import DedupConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("kept.parquet", "removed.parquet", "clusters.parquet", "quarantine.parquet", "stats.json", "report.md",
@@ -33,8 +33,8 @@ COMPARED = OUTPUTS[:-1]  # timings.json differs between runs
 SLOW_RUN = """
 import sys, time
 import pyarrow.parquet as pq
-import dedup
-from dedup import DedupConfig
+from sift import dedup
+from sift.dedup import DedupConfig
 
 table = pq.read_table(sys.argv[1])
 

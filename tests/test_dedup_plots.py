@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dedup.plots import BAR, SCALE, cluster_histogram
+from sift.dedup.plots import BAR, SCALE, cluster_histogram
 
 
 def _draw(hist: dict[str, int], path: Path) -> np.ndarray:

@@ -120,9 +120,9 @@ def _messages(instance: dg.DagsterInstance, run_id: str) -> str:
 
 
 def test_dagster_run_logs_hold_the_phases(real_docs: pa.Table, tmp_path: Path) -> None:
-    from assets.containment import ASSETS as CONTAIN_ASSETS
-    from assets.dedup import duplicate_clusters
-    from pipelines.resources import EngineResource, LakeResource
+    from sift.assets.containment import ASSETS as CONTAIN_ASSETS
+    from sift.assets.dedup import duplicate_clusters
+    from sift.pipelines.resources import EngineResource, LakeResource
 
     raw = tmp_path / "raw_documents"
     raw.mkdir()

@@ -58,8 +58,8 @@ SPARK_KILL_POINTS = (
 SLOW_RUN = """
 import sys, time
 import pyarrow.parquet as pq
-import dedup
-from dedup import DedupConfig
+from sift import dedup
+from sift.dedup import DedupConfig
 
 table = pq.read_table(sys.argv[1])
 
@@ -183,8 +183,8 @@ def test_cli_spark_killed_in_every_phase_resumes_to_byte_identical_output(
 
 
 def test_resume_reuses_finished_shards(real_docs: pa.Table, tmp_path: Path) -> None:
-    import dedup
-    from dedup import DedupConfig
+    from sift import dedup
+    from sift.dedup import DedupConfig
 
     docs = real_docs.slice(0, 600)
     cfg = DedupConfig(batch_rows=100, keep_work=True)

@@ -13,8 +13,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
 from test_dedup_core import check_accounting, injected_corpus
 
-import dedup
-from dedup import DedupConfig
+from sift import dedup
+from sift.dedup import DedupConfig
 
 OUTPUTS = ("kept.parquet", "removed.parquet", "clusters.parquet", "quarantine.parquet", "stats.json", "report.md",
            "cluster_sizes.png")  # fmt: skip
@@ -50,7 +50,7 @@ def test_spark_engine_output_is_byte_identical_to_polars(
 
 @pytest.mark.spark
 def test_large_star_small_star_components_match_scipy(spark) -> None:
-    from dedup.engines.spark import connected_components
+    from sift.dedup.engines.spark import connected_components
 
     rng = np.random.default_rng(0)
     chain = [(i, i + 1) for i in range(200, 260)]  # a long path: many rounds

@@ -10,7 +10,7 @@ import pytest
 
 
 def test_definitions_load_and_every_job_resolves() -> None:
-    from pipelines.definitions import defs
+    from sift.pipelines.definitions import defs
 
     defs.validate_loadable(defs)
     repo = defs.get_repository_def()
@@ -29,7 +29,7 @@ def test_definitions_load_and_every_job_resolves() -> None:
 
 @pytest.mark.parametrize("env", ["local", "cluster"])
 def test_resources_per_environment(env: str, monkeypatch, tmp_path: Path) -> None:
-    from pipelines.resources import resources_for
+    from sift.pipelines.resources import resources_for
 
     monkeypatch.setenv("SIFT_SPARK_MASTER", "spark://127.0.0.1:7077")
     monkeypatch.setenv("SIFT_LAKE_ROOT", str(tmp_path / "lake"))
@@ -45,7 +45,7 @@ def test_resources_per_environment(env: str, monkeypatch, tmp_path: Path) -> Non
 
 
 def test_resources_defaults_and_unknown_environment(monkeypatch) -> None:
-    from pipelines.resources import resources_for
+    from sift.pipelines.resources import resources_for
 
     for var in ("SIFT_ENV", "SIFT_LAKE_ROOT", "SIFT_SPARK_MASTER"):
         monkeypatch.delenv(var, raising=False)
@@ -58,9 +58,9 @@ def test_resources_defaults_and_unknown_environment(monkeypatch) -> None:
 
 
 def test_raw_documents_materialises_with_checks_on_a_real_instance(tmp_path: Path) -> None:
-    from pipelines.definitions import defs
-    from pipelines.demo_corpus import write_demo_inputs
-    from pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
+    from sift.pipelines.definitions import defs
+    from sift.pipelines.demo_corpus import write_demo_inputs
+    from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
     lake = tmp_path / "lake"
     write_demo_inputs(lake / "incoming", max_per_source=50)

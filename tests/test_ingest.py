@@ -74,7 +74,7 @@ def test_cli_version_and_help(sift_cli) -> None:
 
 
 def test_config_show_layers_toml_env_and_flags(tmp_path: Path, sift_cli, monkeypatch) -> None:
-    from pipelines.config import ConfigError, load_config
+    from sift.pipelines.config import ConfigError, load_config
 
     toml = tmp_path / "sift.toml"
     toml.write_text('[ingest]\nid_field = "doc_id"\ntext_field = "body"\n')
@@ -267,7 +267,7 @@ def test_polars_and_spark_ingest_write_the_same_tables(
     kind: str, bad_jsonl: Path, real_docs, tmp_path: Path, spark
 ) -> None:
     """Every column, its type and its values, and the quarantine, the same from both engines (the same bytes)."""
-    from pipelines.ingest import IngestOptions, run_ingest
+    from sift.pipelines.ingest import IngestOptions, run_ingest
 
     if kind == "clean_jsonl":
         uri = _clean_jsonl(tmp_path / "clean.jsonl")
@@ -318,8 +318,8 @@ def test_polars_and_spark_ingest_write_the_same_tables(
 
 @pytest.mark.spark
 def test_spark_ingest_other_field_names_raises_naming_keys_and_flags(other_fields_jsonl: Path, spark) -> None:
-    from pipelines.ingest import IngestOptions, ingest
-    from pipelines.lake import InputError
+    from sift.pipelines.ingest import IngestOptions, ingest
+    from sift.pipelines.lake import InputError
 
     with pytest.raises(InputError) as info:
         ingest(str(other_fields_jsonl), IngestOptions(), engine="spark", spark_master="local[2]")

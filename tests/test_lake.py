@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipelines.lake import (
+from sift.pipelines.lake import (
     InputError,
     count_input_records,
     read_documents,
@@ -159,7 +159,7 @@ def test_atomic_write_replaces_whole_and_leaves_no_temporaries(tmp_path: Path) -
 def test_arrow_fast_path_and_per_line_path_read_the_same_documents(
     tmp_path: Path, real_docs, monkeypatch
 ) -> None:
-    import pipelines.lake as lake
+    import sift.pipelines.lake as lake
 
     rows = real_docs.slice(0, 300).to_pylist()
     for i, r in enumerate(rows):
@@ -192,7 +192,7 @@ def test_jsonl_blocks_number_every_line_whatever_the_batching(
     lines in a block send it down the per-line path, so rows, quarantine and documents match it exactly."""
     import random
 
-    from pipelines import lake
+    from sift.pipelines import lake
 
     rng = random.Random(batch_rows)
     lines: list[bytes] = []
@@ -288,7 +288,7 @@ def test_files_skipped_for_their_extension_are_listed_in_stats_and_summary(tmp_p
 
 
 def test_arrow_dataset_folder_reads_its_arrow_files_and_lists_its_metadata_as_skipped(tmp_path: Path) -> None:
-    from pipelines.lake import input_files
+    from sift.pipelines.lake import input_files
 
     folder = tmp_path / "hf"
     folder.mkdir()

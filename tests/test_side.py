@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from dedup.side import share, side_worker
+from sift.dedup.side import share, side_worker
 
 
 def _tagged(items: list[int]) -> list[tuple[int, int]]:

@@ -6,7 +6,7 @@ projection) through a schema containment graph (step 1, `schema.py`), min-max pr
 (`recipes.py`). `run.run_contain` runs it all and writes the outputs.
 """
 
-from dedup.containment.config import ContainConfig
-from dedup.containment.tables import TableRef
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.tables import TableRef
 
 __all__ = ["ContainConfig", "TableRef"]

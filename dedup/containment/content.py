@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.containment.cache import LRU
-from dedup.containment.engines.base import ContentEngine
-from dedup.containment.kernels import Canon, canon_equal, canon_nbytes, canonical
-from dedup.containment.schema import TableSchema
-from dedup.containment.tables import TableRef, read_columns
+from sift.dedup.containment.cache import LRU
+from sift.dedup.containment.engines.base import ContentEngine
+from sift.dedup.containment.kernels import Canon, canon_equal, canon_nbytes, canonical
+from sift.dedup.containment.schema import TableSchema
+from sift.dedup.containment.tables import TableRef, read_columns
 
 
 @dataclass

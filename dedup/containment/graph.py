@@ -15,12 +15,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from dedup.containment.config import ContainConfig
-from dedup.containment.content import ContentCheck, Edge, evidence_json
-from dedup.containment.schema import TableSchema, column_infos, schema_graph
-from dedup.containment.side import LATER, share, warm
-from dedup.containment.stats import TableStats, prune_reason, table_stats
-from dedup.containment.tables import TableRef, forget_csv, read_schema, read_table
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.content import ContentCheck, Edge, evidence_json
+from sift.dedup.containment.schema import TableSchema, column_infos, schema_graph
+from sift.dedup.containment.side import LATER, share, warm
+from sift.dedup.containment.stats import TableStats, prune_reason, table_stats
+from sift.dedup.containment.tables import TableRef, forget_csv, read_schema, read_table
 
 CONTAINMENT_SCHEMA = pa.schema(
     [
@@ -68,11 +68,11 @@ class ContainmentResult:
 
 def make_engine(name: str, refs, schemas, config: ContainConfig, spark: Any = None):
     if name == "polars":
-        from dedup.containment.engines.polars import PolarsEngine
+        from sift.dedup.containment.engines.polars import PolarsEngine
 
         return PolarsEngine(refs, schemas, config.cache_bytes)
     if name == "spark":
-        from dedup.containment.engines.spark import SparkEngine
+        from sift.dedup.containment.engines.spark import SparkEngine
 
         if spark is None:
             raise ValueError("the spark engine needs a SparkSession")

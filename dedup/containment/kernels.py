@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pt
 
-from dedup.containment.schema import BIN, BOOL, DEC, NULL, NUM, STR, TIME
+from sift.dedup.containment.schema import BIN, BOOL, DEC, NULL, NUM, STR, TIME
 
 NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 _TWO63 = 2.0**63
@@ -234,9 +234,9 @@ def column_hash(canon: Canon, seed: int = 0x5EED) -> np.ndarray:
         return _hash_words(np.ascontiguousarray(canon.words), canon.valid, s, NULL_HASH)
     offsets, data = _blob_buffers(canon.blobs)
     longest = int((offsets[1:] - offsets[:-1]).max()) // 8 if len(offsets) > 1 else 0
-    numba_loaded = "dedup.containment.kernels_numba" in sys.modules
+    numba_loaded = "sift.dedup.containment.kernels_numba" in sys.modules
     if longest > (_NUMPY_WORDS_WITH_NUMBA if numba_loaded else _NUMPY_MAX_WORDS):
-        from dedup.containment.kernels_numba import _hash_bytes as _hash_bytes_numba
+        from sift.dedup.containment.kernels_numba import _hash_bytes as _hash_bytes_numba
 
         return _hash_bytes_numba(offsets, data, canon.valid, s, NULL_HASH)
     return _hash_bytes(offsets, data, canon.valid, s, NULL_HASH)

@@ -25,8 +25,8 @@ import pyarrow.csv as pacsv
 import pyarrow.types as pt
 import zstandard
 
-from dedup.containment.schema import TableSchema
-from dedup.containment.tables import TableRef, read_table
+from sift.dedup.containment.schema import TableSchema
+from sift.dedup.containment.tables import TableRef, read_table
 
 RECIPE_SCHEMA = pa.schema(
     [

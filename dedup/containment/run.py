@@ -30,13 +30,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from dedup.containment.apply import apply_plan, find_recipe, finish_apply
-from dedup.containment.config import ContainConfig
-from dedup.containment.content import Edge
-from dedup.containment.engines.polars import PolarsEngine
-from dedup.containment.graph import ContainmentResult, find_containment
-from dedup.containment.plan import choose_deletions
-from dedup.containment.recipes import (
+from sift.dedup.containment.apply import apply_plan, find_recipe, finish_apply
+from sift.dedup.containment.config import ContainConfig
+from sift.dedup.containment.content import Edge
+from sift.dedup.containment.engines.polars import PolarsEngine
+from sift.dedup.containment.graph import ContainmentResult, find_containment
+from sift.dedup.containment.plan import choose_deletions
+from sift.dedup.containment.recipes import (
     RECIPE_SCHEMA,
     make_recipe,
     original_text,
@@ -44,11 +44,11 @@ from dedup.containment.recipes import (
     source_record,
     table_checksum,
 )
-from dedup.containment.report import draw_graph
-from dedup.containment.schema import ColumnInfo, TableSchema
-from dedup.containment.side import SIDE_MIN_TABLES, call, share
-from dedup.containment.stats import TableStats, stats_rows
-from dedup.containment.tables import TableRef, forget_csv, read_table
+from sift.dedup.containment.report import draw_graph
+from sift.dedup.containment.schema import ColumnInfo, TableSchema
+from sift.dedup.containment.side import SIDE_MIN_TABLES, call, share
+from sift.dedup.containment.stats import TableStats, stats_rows
+from sift.dedup.containment.tables import TableRef, forget_csv, read_table
 
 PROGRESS = logging.getLogger("sift.contain")  # one line per phase (pipelines/progress.py shows it)
 

@@ -13,18 +13,18 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 
-from dedup.side import call, share, warm
-from dedup.side import side_worker as _side_worker
+from sift.dedup.side import call, share, warm
+from sift.dedup.side import side_worker as _side_worker
 
 __all__ = ["LATER", "SIDE_MIN_TABLES", "call", "share", "side_worker", "warm"]
 
 SIDE_MIN_TABLES = 200  # smaller lakes are done before a worker would have finished importing
 # what the metadata reads need, imported while the main process imports (matplotlib waits for the drawing)
-WARM = ("dedup.containment.graph",)
+WARM = ("sift.dedup.containment.graph",)
 # what the solver and the drawing need, imported once the metadata reads are queued (the worker idles through
 # the content check)
 LATER = (
-    "dedup.containment.plan",
+    "sift.dedup.containment.plan",
     "scipy.optimize",
     "scipy.sparse",
     "matplotlib.figure",

@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pyarrow.types as pt
 
-from dedup.containment.kernels import canonical
-from dedup.containment.schema import BIN, BOOL, DEC, NUM, STR, TIME, TableSchema
-from dedup.containment.tables import TableRef, parquet_metadata, read_table
+from sift.dedup.containment.kernels import canonical
+from sift.dedup.containment.schema import BIN, BOOL, DEC, NUM, STR, TIME, TableSchema
+from sift.dedup.containment.tables import TableRef, parquet_metadata, read_table
 
 _BOUNDED = (NUM, BOOL, STR, TIME, BIN, DEC)
 

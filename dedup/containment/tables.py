@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from dedup.containment.cache import LRU
+from sift.dedup.containment.cache import LRU
 
 
 @dataclass(frozen=True)

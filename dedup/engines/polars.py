@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dedup import kernels
-from dedup.config import DedupConfig
-from dedup.plan import assemble, priority_rank
-from dedup.work import WorkDir, phase, read_work_table, write_parquet_atomic, write_work_table
+from sift.dedup import kernels
+from sift.dedup.config import DedupConfig
+from sift.dedup.plan import assemble, priority_rank
+from sift.dedup.work import WorkDir, phase, read_work_table, write_parquet_atomic, write_work_table
 
 META_COLUMNS = ["_row", "id", "source", "length", "nbytes", "nchars", "nshingles", "h1", "h2"]
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float64())])

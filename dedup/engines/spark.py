@@ -22,10 +22,10 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from dedup.config import DedupConfig
-from dedup.kernels import band_columns
-from dedup.plan import assemble, priority_rank
-from dedup.work import WorkDir, phase
+from sift.dedup.config import DedupConfig
+from sift.dedup.kernels import band_columns
+from sift.dedup.plan import assemble, priority_rank
+from sift.dedup.work import WorkDir, phase
 
 MAX_ROUNDS = 1000  # a guard against a bug, never a silent cap: exceeding it raises
 
@@ -39,8 +39,8 @@ def _facts_schema(bands: int) -> str:
 
 def _facts_fn(cfg_json: str):
     def fn(batches):
-        from dedup import kernels
-        from dedup.config import DedupConfig
+        from sift.dedup import kernels
+        from sift.dedup.config import DedupConfig
 
         cfg = DedupConfig.model_validate_json(cfg_json)
         for batch in batches:
@@ -54,8 +54,8 @@ def _jaccard_fn(cfg_json: str):
     def fn(batches):
         import numpy as np
 
-        from dedup import kernels
-        from dedup.config import DedupConfig
+        from sift.dedup import kernels
+        from sift.dedup.config import DedupConfig
 
         cfg = DedupConfig.model_validate_json(cfg_json)
         cut = kernels.prefilter_count(cfg)
@@ -98,7 +98,7 @@ def _greedy_fn(table: pa.Table) -> pa.Table:
     """Greedy survivors of one component: nodes sorted by priority (source rank, longer, id)."""
     import pyarrow.compute as pc
 
-    from dedup.kernels import greedy_survivors
+    from sift.dedup.kernels import greedy_survivors
 
     nodes = pa.concat_tables(
         [

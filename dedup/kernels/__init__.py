@@ -13,16 +13,16 @@ Pure functions over Arrow arrays and numpy arrays; no engine, no Dagster. Both e
 - `survivors.py`: components of the LSH graph (`connected_components`) and greedy survivors (`greedy_survivors`).
 """
 
-from dedup.kernels.jaccard import jaccard_edges, jaccard_pairs, jaccard_texts, shingle_sets
-from dedup.kernels.normalise import normalise, string_buffers
-from dedup.kernels.signatures import (
+from sift.dedup.kernels.jaccard import jaccard_edges, jaccard_pairs, jaccard_texts, shingle_sets
+from sift.dedup.kernels.normalise import normalise, string_buffers
+from sift.dedup.kernels.signatures import (
     band_columns,
     document_facts,
     facts_batch,
     prefilter_count,
     signature_agreement,
 )
-from dedup.kernels.survivors import connected_components, greedy_survivors
+from sift.dedup.kernels.survivors import connected_components, greedy_survivors
 
 __all__ = [
     "band_columns",

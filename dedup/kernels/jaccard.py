@@ -14,9 +14,9 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
-from dedup.kernels.hashing import _GOLDEN, _POLY, _decode, _mix
-from dedup.kernels.normalise import _sources, _text_of, string_buffers
-from dedup.kernels.shingles import _ascii_tokens, _doc_shingles
+from sift.dedup.kernels.hashing import _GOLDEN, _POLY, _decode, _mix
+from sift.dedup.kernels.normalise import _sources, _text_of, string_buffers
+from sift.dedup.kernels.shingles import _ascii_tokens, _doc_shingles
 
 
 @nb.njit(cache=True)

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.kernels.chartable import _char_classes
-from dedup.kernels.hashing import _decode
+from sift.dedup.kernels.chartable import _char_classes
+from sift.dedup.kernels.hashing import _decode
 
 
 @nb.njit(inline="always", cache=True)

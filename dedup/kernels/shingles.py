@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from dedup.kernels.hashing import _POLY, _decode, _mix
+from sift.dedup.kernels.hashing import _POLY, _decode, _mix
 
 
 @nb.njit(cache=True)

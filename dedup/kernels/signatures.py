@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.kernels.hashing import _EMPTY, _M1, _M2, _POLY, _decode, _mix, _seeds
-from dedup.kernels.normalise import _chunk_bounds, _sources, _text_of
-from dedup.kernels.shingles import _ascii_tokens, _tokens, _window_hashes
+from sift.dedup.kernels.hashing import _EMPTY, _M1, _M2, _POLY, _decode, _mix, _seeds
+from sift.dedup.kernels.normalise import _chunk_bounds, _sources, _text_of
+from sift.dedup.kernels.shingles import _ascii_tokens, _tokens, _window_hashes
 
 
 @nb.njit(cache=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from dedup.containment.schema import TableSchema
-from dedup.containment.tables import TableRef
+from sift.dedup.containment.schema import TableSchema
+from sift.dedup.containment.tables import TableRef
 
 
 class ContentEngine(ABC):

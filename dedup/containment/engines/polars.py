@@ -14,10 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from dedup.containment.cache import LRU
-from dedup.containment.engines.base import ContentEngine
-from dedup.containment.kernels import canon_hashes, canon_nbytes, canonical, column_hash, fold_fingerprints
-from dedup.containment.tables import iter_column_batches, read_table, read_tables
+from sift.dedup.containment.cache import LRU
+from sift.dedup.containment.engines.base import ContentEngine
+from sift.dedup.containment.kernels import (
+    canon_hashes,
+    canon_nbytes,
+    canonical,
+    column_hash,
+    fold_fingerprints,
+)
+from sift.dedup.containment.tables import iter_column_batches, read_table, read_tables
 
 _WHOLE_TABLE_BYTES = 32 << 20  # tables stored in fewer bytes are read whole (one read for hashes and recipes)
 _AHEAD_TABLES = 64  # tables read (on threads) and hashed (in one batch per type) together ahead of the checks

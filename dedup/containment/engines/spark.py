@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup.containment.engines.base import ContentEngine
+from sift.dedup.containment.engines.base import ContentEngine
 
 FP_SCHEMA = "proj int, row long, fp long"
 TASK_SCHEMA = "proj int, path string, group int, offset long, rows long, fmt string, columns array<int>, klasses array<string>"
@@ -46,7 +46,7 @@ def _fingerprint_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
     """mapInArrow body: read each task's rows with pyarrow and emit (row, fp) for them."""
     import pyarrow.csv as pacsv
 
-    from dedup.containment.kernels import batch_fingerprints
+    from sift.dedup.containment.kernels import batch_fingerprints
 
     for batch in batches:
         for task in batch.to_pylist():
