@@ -51,9 +51,7 @@ def test_installed_wheel_runs_beside_a_user_project_with_its_own_assets_pipeline
     folder that holds a user's own `assets/`, `pipelines/` and `dedup/` packages."""
     wheels, site = tmp_path / "wheels", tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True
-    )
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
     subprocess.run(
         [*pip, "install", "--no-deps", "--target", str(site), *wheels.glob("sift-*.whl")], check=True
     )
