@@ -4,7 +4,7 @@
 chosen engine's plan, and writes the outputs (dedup/outputs.py). Running it again on the same output folder with
 the same config and input after a crash reuses the finished work and gives byte-identical output.
 
-A run holds the output folder's lock (pipelines/locks.py) from start to end: a second run into the same folder
+A run holds the output folder's lock (pipelines/core/locks.py) from start to end: a second run into the same folder
 meanwhile raises `OutputBusyError`. Before it writes anything, a run removes the temporary files killed runs left
 there and the previous run's output files, so a folder never shows another run's outputs beside this run's work.
 """
@@ -26,7 +26,7 @@ import pyarrow as pa
 from sift.dedup.config import DedupConfig
 from sift.dedup.outputs import finalize, remove_outputs
 from sift.dedup.work import WorkDir, phase, remove_tmp_files, spill, write_json_atomic
-from sift.pipelines.locks import output_lock
+from sift.pipelines.core.locks import output_lock
 
 
 def _warm_engine(config: DedupConfig) -> Any:

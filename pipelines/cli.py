@@ -110,7 +110,7 @@ def ingest(
     error, payload) and OUTPUT/stats.json, and prints a summary.
     """
     from sift.pipelines.config import engine_choice, load_config
-    from sift.pipelines.errors import check_output_folder
+    from sift.pipelines.core.errors import check_output_folder
     from sift.pipelines.ingest import IngestOptions, run_ingest
 
     check_output_folder(output)
@@ -239,8 +239,8 @@ def print_error(exc: BaseException) -> None:
 def main() -> None:
     """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
     from sift.pipelines.config import ConfigError
-    from sift.pipelines.engines import EngineError
-    from sift.pipelines.errors import InputError
+    from sift.pipelines.core.engines import EngineError
+    from sift.pipelines.core.errors import InputError
     from sift.pipelines.fastexit import exit_if_requested
 
     try:

@@ -52,7 +52,7 @@ def contain(
     lean_start()
     from sift.dedup.containment.side import SIDE_MIN_TABLES, side_worker
     from sift.pipelines.config import engine_choice, load_config
-    from sift.pipelines.errors import InputError, check_output_folder
+    from sift.pipelines.core.errors import InputError, check_output_folder
     from sift.pipelines.lake_tables import discover_tables
     from sift.pipelines.progress import terminal_progress
 
@@ -99,11 +99,11 @@ def contain(
 
 def _run(refs, problems, cfg, master, lake, output, access_log, apply, pool) -> dict:
     from sift.dedup.containment.run import run_contain
-    from sift.pipelines.errors import InputError
+    from sift.pipelines.core.errors import InputError
 
     spark = None
     if cfg.engine == "spark":
-        from sift.pipelines.engines import get_spark
+        from sift.pipelines.core.engines import get_spark
 
         spark = get_spark(master)
     try:
@@ -131,7 +131,7 @@ def rebuild(
 ) -> None:
     """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
     from sift.dedup.containment.run import original_file, rebuild_table, write_table
-    from sift.pipelines.errors import InputError, check_output_file
+    from sift.pipelines.core.errors import InputError, check_output_file
 
     check_output_file(output, (".parquet", ".csv"))
     try:

@@ -71,7 +71,7 @@ def dedup(
     lean_start()
     from sift import dedup as dedup_pkg
     from sift.pipelines.config import engine_choice, load_config
-    from sift.pipelines.errors import check_output_folder
+    from sift.pipelines.core.errors import check_output_folder
     from sift.pipelines.ingest import refuse_if_all_rejected
     from sift.pipelines.lake import Fields, InputError, input_files, iter_documents, skipped_files_line
     from sift.pipelines.progress import terminal_progress
@@ -105,7 +105,7 @@ def dedup(
     )
     spark = None
     if name == "spark":
-        from sift.pipelines.engines import get_spark
+        from sift.pipelines.core.engines import get_spark
 
         spark = get_spark(master)
     try:

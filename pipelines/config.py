@@ -19,7 +19,7 @@ import annotated_types
 import pydantic
 from pydantic import BaseModel, Field
 
-from sift.pipelines.engines import ENGINES
+from sift.pipelines.core.engines import ENGINES
 
 
 class ConfigError(ValueError):

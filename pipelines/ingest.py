@@ -211,7 +211,7 @@ def ingest_spark(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from sift.pipelines.engines import get_spark
+    from sift.pipelines.core.engines import get_spark
 
     spark = get_spark(master)
     fs, paths, fmt = list_input_files(uri)

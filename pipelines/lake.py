@@ -35,7 +35,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import zstandard
 
-from sift.pipelines.errors import InputError as InputError  # raised here; defined apart for the CLI
+from sift.pipelines.core.errors import InputError as InputError  # raised here; defined apart for the CLI
 
 DOC_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string())])
 QUARANTINE_SCHEMA = pa.schema(

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from sift.dedup.containment.tables import TableRef, table_from_paths
-from sift.pipelines.errors import InputError
+from sift.pipelines.core.errors import InputError
 
 PARQUET_EXT = (".parquet", ".parq", ".pq")
 CSV_EXT = (".csv", ".csv.gz")

@@ -52,7 +52,7 @@ class EngineResource(dg.ConfigurableResource):
     spark_master: str | None = None
 
     def spark(self):
-        from sift.pipelines.engines import get_spark
+        from sift.pipelines.core.engines import get_spark
 
         return get_spark(self.spark_master)
 

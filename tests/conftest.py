@@ -40,7 +40,7 @@ def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90
 @pytest.fixture(scope="session")
 def spark():
     """A real local-mode SparkSession shared by the whole test session."""
-    from sift.pipelines.engines import get_spark, stop_spark
+    from sift.pipelines.core.engines import get_spark, stop_spark
 
     session = get_spark("local[2]")
     yield session

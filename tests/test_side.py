@@ -1,4 +1,4 @@
-"""The side worker (dedup/side.py) that containment shares work with: work shared with it comes back whole and in
+"""The side worker (pipelines/core/side.py) that containment shares work with: work shared with it comes back whole and in
 order, taken by both processes, and falls back to the caller without a worker."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from sift.dedup.side import share, side_worker
+from sift.pipelines.core.side import share, side_worker
 
 
 def _tagged(items: list[int]) -> list[tuple[int, int]]:

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from sift.dedup.containment.recipes import RECIPE_SCHEMA, file_signatures, table_checksum, verify
 from sift.dedup.containment.tables import TableRef, forget_csv, read_table
-from sift.pipelines.errors import InputError
+from sift.pipelines.core.errors import InputError
 
 TRASH = ".sift_trash"
 RECORD = "_sift_apply"  # hidden from discovery (a leading `_`), inside each trash run folder

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 
-from sift.dedup.side import call, share, warm
-from sift.dedup.side import side_worker as _side_worker
+from sift.pipelines.core.side import call, share, warm
+from sift.pipelines.core.side import side_worker as _side_worker
 
 __all__ = ["LATER", "SIDE_MIN_TABLES", "call", "share", "side_worker", "warm"]
 

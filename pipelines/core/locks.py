@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from sift.pipelines.errors import InputError
+from sift.pipelines.core.errors import InputError
 
 LOCK_NAME = ".sift.lock"
 
