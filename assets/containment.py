@@ -1,122 +1,65 @@
 """Containment assets (R2D2, issue 4): table statistics, the containment graph and the lossless deletion plan
-over the lake's `tables/` folder, with checks that the plan never deletes a table without a kept container and
-that every recipe rebuilds its table exactly. `containment_demo_tables` writes a small lake of tables derived
-from the ingested demo documents (subsets, projections, copies, a near miss, a CSV) under `tables/demo/`."""
+over the lake's tables, with checks that the plan never deletes a table without a kept container and that every
+recipe rebuilds its table exactly.
+
+Lineage: `lake_tables` is the lake's tables folder (`LakeResource.tables`, default `<lake>/tables/`), written by
+whoever owns the lake, not by Sift (an external asset: `sift demo` writes its demo tables there before it
+materialises). `table_statistics` and `containment_graph` both read those tables (the graph reads their schemas and
+statistics itself, sharing the CSV statistics cache with `table_statistics`); `deletion_plan` reads the graph's
+hand-off, `containment_result.json` (JSON with a schema version).
+"""
 
 import os
 
 import dagster as dg
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from sift.pipelines.core.atomic import write_parquet
 from sift.pipelines.resources import EngineResource, LakeResource
 
 GROUP = "containment"
+STAGE = "containment"
 
-
-def _local(lake: LakeResource, *parts: str) -> str:
-    path = lake.path(*parts)
-    if "://" in path and not path.startswith("file://"):
-        raise ValueError(f"containment reads tables from local paths; lake root {lake.root} is remote")
-    return path.removeprefix("file://")
-
-
-def write_demo_tables(documents: pa.Table, folder: str) -> list[str]:
-    """Derived tables of the demo documents with known containment; returns the files written."""
-    os.makedirs(folder, exist_ok=True)
-    text = documents.column("text").to_pylist()
-    facts = pa.table(
-        {
-            "id": documents.column("id"),
-            "source": documents.column("source"),
-            "n_chars": pa.array([len(t) for t in text], pa.int64()),
-            "n_words": pa.array([len(t.split()) for t in text], pa.int64()),
-            "first_word": pa.array([(t.split() or [""])[0][:40] for t in text]),
-        }
-    )
-    rng = np.random.default_rng(0)
-    n = facts.num_rows
-    median = float(np.median(facts.column("n_chars").to_numpy())) if n else 0.0
-    tables = {"documents": facts, "documents_copy": facts.take(rng.permutation(n))}
-    for source in sorted(set(facts.column("source").to_pylist())):
-        tables[f"by_source/{source}"] = facts.filter(pc.equal(facts.column("source"), source))
-    tables["long_documents"] = facts.filter(pc.greater(facts.column("n_chars"), median))
-    tables["word_counts"] = facts.select(["source", "n_words"])
-    tables["word_counts_float"] = tables["word_counts"].cast(
-        pa.schema([("source", pa.string()), ("n_words", pa.float64())])
-    )
-    near = tables["long_documents"].slice(0, 40).to_pydict()
-    if near["n_words"]:
-        near["n_words"][0] += 1
-    tables["near_miss"] = pa.table(near, schema=facts.schema)
-    written = []
-    for name, table in tables.items():
-        path = os.path.join(folder, f"{name}.parquet")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        pq.write_table(table, path + ".tmp")
-        os.replace(path + ".tmp", path)
-        written.append(path)
-    csv = os.path.join(folder, "sample.csv")
-    pacsv.write_csv(facts.slice(0, 50).select(["id", "n_chars"]), csv)
-    written.append(csv)
-    with open(os.path.join(folder, "README.txt"), "w") as f:
-        f.write("Demo tables derived from the ingested documents (not a table: listed as skipped).\n")
-    return written
-
-
-@dg.asset(
+lake_tables = dg.AssetSpec(
+    "lake_tables",
     group_name=GROUP,
-    deps=["raw_documents"],
-    kinds={"parquet"},
-    description="Demo lake for the containment stage: tables derived from the ingested documents under "
-    "tables/demo/ (per-source subsets, projections, a shuffled copy, an int->float variant, a near miss, a CSV).",
+    kinds={"parquet", "csv"},
+    description="The lake's tables that containment considers (Parquet files and folders, CSV): the folder "
+    "`tables` of the lake resource (default <lake>/tables/). Written outside Sift; `sift demo` writes its demo "
+    "tables under tables/demo/.",
 )
-def containment_demo_tables(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    folder = _local(lake, "raw_documents")
-    parts = sorted(
-        os.path.join(folder, f)
-        for f in (os.listdir(folder) if os.path.isdir(folder) else [])
-        if f.endswith(".parquet")
-    )
-    if not parts:
-        raise FileNotFoundError(f"no raw documents under {folder}: materialise raw_documents first")
-    docs = pa.concat_tables([pq.read_table(p).select(["id", "source", "text"]) for p in parts])
-    written = write_demo_tables(docs, _local(lake, "tables", "demo"))
-    return dg.MaterializeResult(metadata={"tables_written": len(written), "documents": docs.num_rows})
 
 
 @dg.asset(
     group_name=GROUP,
-    deps=[containment_demo_tables],
+    deps=[lake_tables],
     kinds={"parquet"},
     description="Per table and column: type class, rows, NULLs, min/max (Parquet footers; CSV computed once), "
-    "and the inputs under tables/ that are not readable tables, with their error.",
+    "and the inputs in the lake's tables folder that are not readable tables, with their error.",
 )
 def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     from sift.dedup.containment.graph import read_metadata
-    from sift.dedup.containment.run import SKIPPED_SCHEMA, _atomic_parquet
+    from sift.dedup.containment.run import SKIPPED_SCHEMA
     from sift.dedup.containment.stats import stats_rows
     from sift.pipelines.config import load_config
     from sift.pipelines.lake_tables import discover_tables
 
     cfg = load_config("contain")
-    out = _local(lake, "containment")
+    out = lake.local("containment", stage=STAGE)
     os.makedirs(out, exist_ok=True)
-    refs, problems = discover_tables(_local(lake, "tables"))
+    refs, problems = discover_tables(lake.tables_path(STAGE))
     good, schemas, stats, problems = read_metadata(
         refs, cfg, cache_dir=os.path.join(out, "cache", "csv_stats"), problems=problems
     )
     rows = [r for i, ref in enumerate(good) for r in stats_rows(ref.name, schemas[i], stats[i])]
     table = pa.Table.from_pylist(rows) if rows else pa.table({"table": pa.array([], pa.string())})
-    _atomic_parquet(table, os.path.join(out, "table_statistics.parquet"))
+    write_parquet(table, os.path.join(out, "table_statistics.parquet"))
     skipped = pa.Table.from_pylist(
         [{"table": p.get("table"), "path": p.get("path"), "error": p.get("error")} for p in problems],
         schema=SKIPPED_SCHEMA,
     )
-    _atomic_parquet(skipped, os.path.join(out, "skipped.parquet"))
+    write_parquet(skipped, os.path.join(out, "skipped.parquet"))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
@@ -131,7 +74,7 @@ def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> d
 
 @dg.asset(
     group_name=GROUP,
-    deps=[table_statistics],
+    deps=[lake_tables],
     kinds={"polars", "spark", "parquet"},
     description="Every exact containment A <= B among the lake's tables (schema graph, min-max pruning, content "
     "check), with the method and evidence of each; the graph's transitive reduction drawn as a PNG.",
@@ -145,8 +88,8 @@ def containment_graph(
     from sift.pipelines.lake_tables import discover_tables
 
     cfg = load_config("contain", {"engine": engine.name})
-    out = _local(lake, "containment")
-    refs, problems = discover_tables(_local(lake, "tables"))
+    out = lake.local("containment", stage=STAGE)
+    refs, problems = discover_tables(lake.tables_path(STAGE))
     spark = engine.spark() if cfg.engine == "spark" else None
     context.log.info(
         f"contain: containment ({len(refs)} tables: schema graph, min-max pruning, content check)"
@@ -203,7 +146,7 @@ def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     from sift.pipelines.config import load_config
 
     cfg = load_config("contain")
-    out = _local(lake, "containment")
+    out = lake.local("containment", stage=STAGE)
     result = load_result(os.path.join(out, "containment_result.json"))
     context.log.info(f"contain: plan, recipes and outputs ({len(result.edges)} containment pairs)")
     stats = plan_and_write(result, out, cfg)
@@ -256,5 +199,5 @@ def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     )
 
 
-ASSETS = [containment_demo_tables, table_statistics, containment_graph, deletion_plan]
+ASSETS = [lake_tables, table_statistics, containment_graph, deletion_plan]
 CHECKS: list = []

@@ -1,10 +1,15 @@
 """Dedup assets (issue 3, SlimPajama-DC section 2: global/local MinHash near-duplicate dedup), thin over `dedup`.
 
-- `dedup_signatures` (partitioned by source): per-document facts of one source's raw documents: exact hash of the
-  normalised text, lengths, LSH band keys; metadata: documents, too short, exact duplicates inside the source.
+- `dedup_signatures` (partitioned by source): per-document facts of one source's raw documents (exact hash of the
+  normalised text, lengths, LSH band keys, signature), `<lake>/dedup/signatures/<source>.parquet`, stamped with a
+  schema version, the config fingerprint and the raw file it was computed from; metadata: documents, too short,
+  exact duplicates inside the source.
 - `duplicate_clusters`: the full dedup plan over every source's raw documents (global or local scope per config),
-  written to `<lake>/dedup/run/` (kept, removed, clusters, quarantine, stats, report, histogram); the run
-  recomputes signatures inside its resumable work folder, so it also runs when partitions were not materialised.
+  written to `<lake>/dedup/run/` (kept, removed, clusters, quarantine, stats, report, histogram). On the Polars
+  engine it reads the signatures: before the run, each source's current signatures (same schema version, config
+  and raw file) are put into the run's work folder as finished facts shards, which the run then resumes from
+  (`dedup.run`'s resume contract: a work folder with the same fingerprint keeps its finished shards); a source
+  without current signatures has its facts computed by the run. The Spark engine computes the facts on the cluster.
 - `deduplicated_documents`: the kept documents as `<lake>/dedup/deduplicated_documents.parquet`, with checks that
   every input row is kept, removed or quarantined exactly once, that kept ids are unique, and that every
   `duplicate_of` is a kept document (blocking checks: a failed one fails the run).
@@ -13,16 +18,21 @@
 import glob
 import json
 import os
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sift.pipelines.core.atomic import write_parquet
 from sift.pipelines.progress import forward_progress
 from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 GROUP = "dedup"
+STAGE = "dedup"
+SIGNATURES_KEY = b"sift.dedup.signatures"  # Parquet key-value metadata of a signatures file
+SIGNATURES_SCHEMA_VERSION = 1
 
 
 class DedupRunConfig(dg.Config):
@@ -40,15 +50,27 @@ def _config(run_config: DedupRunConfig):
     return load_config("dedup", run_config.model_dump())
 
 
-def _local(lake: LakeResource, *parts: str) -> str:
-    path = lake.path(*parts)
-    if "://" in path and not path.startswith("file://"):
-        raise ValueError(f"dedup writes its work folder locally; lake root {lake.root} is remote")
-    return path.removeprefix("file://")
-
-
 def _raw_files(lake: LakeResource) -> list[str]:
-    return sorted(glob.glob(os.path.join(_local(lake, "raw_documents"), "*.parquet")))
+    return sorted(glob.glob(os.path.join(lake.local("raw_documents", stage=STAGE), "*.parquet")))
+
+
+def _stamp(cfg: Any, raw_file: str) -> dict[str, Any]:
+    """What a signatures file must match to stand for a raw file's facts under a config."""
+    return {
+        "schema_version": SIGNATURES_SCHEMA_VERSION,
+        "config": cfg.fingerprint(),
+        "raw": {"size": os.path.getsize(raw_file), "mtime": os.path.getmtime(raw_file)},
+    }
+
+
+def _current_signatures(path: str, cfg: Any, raw_file: str) -> pa.Table | None:
+    """The facts in a signatures file if it was written for this raw file and config, else None."""
+    if not os.path.exists(path):
+        return None
+    meta = pq.read_schema(path).metadata or {}
+    if SIGNATURES_KEY not in meta or json.loads(meta[SIGNATURES_KEY]) != _stamp(cfg, raw_file):
+        return None
+    return pq.read_table(path).replace_schema_metadata(None)
 
 
 @dg.asset(
@@ -56,7 +78,8 @@ def _raw_files(lake: LakeResource) -> list[str]:
     partitions_def=SOURCES_PARTITIONS,
     deps=["raw_documents"],
     kinds={"numba", "parquet"},
-    description="MinHash/OPH LSH band keys and exact hashes of one source's documents (dedup phase 1).",
+    description="MinHash/OPH LSH band keys, signatures and exact hashes of one source's documents (dedup facts); "
+    "duplicate_clusters reads them on the Polars engine instead of computing them again.",
 )
 def dedup_signatures(
     context: dg.AssetExecutionContext, config: DedupRunConfig, lake: LakeResource
@@ -65,16 +88,22 @@ def dedup_signatures(
 
     cfg = _config(config)
     source = context.partition_key
-    docs = pq.read_table(_local(lake, "raw_documents", f"{source}.parquet"), columns=["id", "source", "text"])
-    docs = docs.add_column(0, "_row", pa.array(range(docs.num_rows), pa.int64()))
+    raw_file = lake.local("raw_documents", f"{source}.parquet", stage=STAGE)
+    docs = pq.read_table(raw_file, columns=["id", "source", "text"])
+    # the columns as the dedup run hands them to the kernels (strings), with the row number inside the source
+    docs = pa.table(
+        {
+            "_row": pa.array(range(docs.num_rows), pa.int64()),
+            **{c: docs.column(c).cast(pa.string()) for c in ("id", "source", "text")},
+        }
+    )
     context.log.info(f"dedup: facts (source {source}, {docs.num_rows} documents)")
     facts = pa.Table.from_batches([kernels.facts_batch(docs, cfg)]) if docs.num_rows else None
-    path = _local(lake, "dedup", "signatures", f"{source}.parquet")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = lake.local("dedup", "signatures", f"{source}.parquet", stage=STAGE)
     if facts is None:
         facts = pa.table({"_row": pa.array([], pa.int64())})
-    pq.write_table(facts, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    stamp = json.dumps(_stamp(cfg, raw_file), sort_keys=True).encode()
+    write_parquet(facts.replace_schema_metadata({SIGNATURES_KEY: stamp}), path)
     short = int(pc.sum(pc.less(facts.column("nchars"), cfg.min_length)).as_py() or 0) if docs.num_rows else 0
     exact = 0
     if docs.num_rows:
@@ -92,12 +121,48 @@ def dedup_signatures(
     )
 
 
+def _seed_facts(lake: LakeResource, files: list[str], cfg: Any, out: str, fingerprint: str) -> list[str]:
+    """Put the current signatures of each raw file into the run's work folder as finished facts shards (the
+    shards the run will cut: `batch_rows` rows of one file at a time, rows numbered across the files in order);
+    returns the sources whose signatures were used."""
+    from sift.dedup.api import work_fingerprint
+    from sift.dedup.work import WorkDir, write_work_table
+    from sift.pipelines.core.locks import output_lock
+
+    used = []
+    with output_lock(out):
+        work = WorkDir(out, work_fingerprint(cfg, fingerprint), spill="arrow")
+        if (work.root / "input" / "_SUCCESS").exists():
+            return used  # a run over this input already read it: it resumes from its own facts
+        shard = 0
+        first = 0
+        for f in files:
+            source = os.path.basename(f).removesuffix(".parquet")
+            sig = _current_signatures(
+                lake.local("dedup", "signatures", f"{source}.parquet", stage=STAGE), cfg, f
+            )
+            start = 0
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=cfg.batch_rows, columns=["id"]):
+                n = batch.num_rows
+                path = work.facts_shard(shard)
+                if sig is not None and sig.num_rows >= start + n and not work.done(path):
+                    part = sig.slice(start, n).combine_chunks()
+                    part = part.set_column(0, "_row", pa.array(range(first, first + n), pa.int64()))
+                    write_work_table(part, path)
+                    work.mark(path)
+                shard, start, first = shard + 1, start + n, first + n
+            if sig is not None and sig.num_rows == start:
+                used.append(source)
+    return used
+
+
 @dg.asset(
     group_name=GROUP,
     deps=["raw_documents", dedup_signatures],
     kinds={"polars", "spark", "parquet"},
     description="Exact and near-duplicate clusters over all sources (candidate edges verified by exact Jaccard "
-    "in verified mode), survivors and removal reasons; the run folder <lake>/dedup/run/.",
+    "in verified mode), survivors and removal reasons; the run folder <lake>/dedup/run/. Reads the raw documents "
+    "and, on the Polars engine, each source's current dedup signatures.",
 )
 def duplicate_clusters(
     context: dg.AssetExecutionContext, config: DedupRunConfig, lake: LakeResource, engine: EngineResource
@@ -106,13 +171,17 @@ def duplicate_clusters(
 
     cfg = _config(config)
     files = _raw_files(lake)
-    out = _local(lake, "dedup", "run")
+    out = lake.local("dedup", "run", stage=STAGE)
 
     def batches():
         for f in files:
             yield from pq.ParquetFile(f).iter_batches(batch_size=cfg.batch_rows)
 
     fingerprint = json.dumps([(f, os.path.getsize(f), os.path.getmtime(f)) for f in files])
+    reused: list[str] = []
+    if engine.name == "polars":
+        reused = _seed_facts(lake, files, cfg, out, fingerprint)
+        context.log.info(f"dedup: signatures of {len(reused)} of {len(files)} sources reused")
     spark = engine.spark() if engine.name == "spark" else None
     with forward_progress(context.log.info):  # the run's phases in the Dagster run log
         stats = dedup.run(batches(), cfg, out, engine=engine.name, spark=spark, input_fingerprint=fingerprint)
@@ -135,6 +204,7 @@ def duplicate_clusters(
             "report": dg.MetadataValue.md(report.replace("![cluster sizes](cluster_sizes.png)", "")),
             "cluster_sizes": dg.MetadataValue.path(png),
             "run_folder": dg.MetadataValue.path(out),
+            "signatures_reused": dg.MetadataValue.json(reused),
             "engine": engine.name,
         }
     )
@@ -142,7 +212,7 @@ def duplicate_clusters(
 
 @dg.asset(
     group_name=GROUP,
-    deps=[duplicate_clusters],
+    deps=["raw_documents", duplicate_clusters],
     kinds={"parquet"},
     description="The deduplicated corpus: every kept document with all its input columns.",
     check_specs=[
@@ -167,13 +237,12 @@ def duplicate_clusters(
     ],
 )
 def deduplicated_documents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    run = _local(lake, "dedup", "run")
+    run = lake.local("dedup", "run", stage=STAGE)
     kept = pq.read_table(os.path.join(run, "kept.parquet"))
     removed = pq.read_table(os.path.join(run, "removed.parquet"))
     quarantine = pq.read_table(os.path.join(run, "quarantine.parquet"))
-    path = _local(lake, "dedup", "deduplicated_documents.parquet")
-    pq.write_table(kept, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    path = lake.local("dedup", "deduplicated_documents.parquet", stage=STAGE)
+    write_parquet(kept, path)
 
     raw_ids: list[str] = []
     for f in _raw_files(lake):

@@ -50,8 +50,9 @@ def raw_documents(
     options = IngestOptions(
         id_field=cfg.id_field,  # type: ignore[attr-defined]
         text_field=cfg.text_field,  # type: ignore[attr-defined]
-        # Inside a partition the source is the partition: a record's own `source` is kept as `source_input`.
-        source_field="\0partition",
+        # Inside a partition the source is the partition: no record field names it (a record's own `source` is
+        # kept as `source_input`).
+        source_field=None,
         default_source=source,
         batch_rows=cfg.batch_rows,  # type: ignore[attr-defined]
     )

@@ -48,6 +48,12 @@ def _warm_engine(config: DedupConfig) -> Any:
     return engine
 
 
+def work_fingerprint(config: DedupConfig, input_fingerprint: str | None) -> dict[str, Any]:
+    """What a run's work folder is keyed by: a leftover work folder with another fingerprint is wiped, one with
+    the same fingerprint is resumed (its finished shards reused)."""
+    return {"config": config.fingerprint(), "input": input_fingerprint, "format": 3}
+
+
 def run(
     documents: Iterable[Any] | pa.Table | pa.RecordBatch,
     config: DedupConfig | None = None,
@@ -83,8 +89,9 @@ def _run(
 ) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fingerprint = {"config": config.fingerprint(), "input": input_fingerprint, "format": 3}
-    work = WorkDir(out, fingerprint, spill="arrow" if engine == "polars" else "parquet")
+    work = WorkDir(
+        out, work_fingerprint(config, input_fingerprint), spill="arrow" if engine == "polars" else "parquet"
+    )
     phase("input" + (" and facts" if engine == "polars" else ""), f"{engine} engine, work folder {work.root}")
 
     if engine == "polars":

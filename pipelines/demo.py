@@ -1,7 +1,9 @@
 """`sift demo`: the main job on the embedded default, recorded in a real Dagster instance.
 
 Writes the offline demo corpus into `<lake>/incoming/`, registers its sources as partitions, materialises every
-partitioned asset once per source, then every other asset, with the checks, on the Polars engine.
+partitioned asset once per source, writes the demo's tables for containment (derived from the ingested documents)
+into the lake's tables folder, `<lake>/tables/demo/`, then materialises every other asset, with the checks, on the
+Polars engine.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.console import Console
 
-from sift.pipelines.demo_corpus import write_demo_inputs
+from sift.pipelines.demo_corpus import write_demo_inputs, write_demo_tables
 from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 DEFAULT_INSTANCE_YAML = """\
@@ -42,7 +46,10 @@ def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None
     instance.add_dynamic_partitions(SOURCES_PARTITIONS.name, [s for s in sources if s not in known])
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    resources = {"lake": LakeResource(root=str(lake_root)), "engine": EngineResource(name="polars")}
+    resources: dict[str, Any] = {
+        "lake": LakeResource(root=str(lake_root)),
+        "engine": EngineResource(name="polars"),
+    }
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     ordered = [k for k in graph.toposorted_asset_keys if k in graph.materializable_asset_keys]
@@ -62,6 +69,8 @@ def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None
             run_config=quiet,
         )
         summary.append(_row(f"{result.run_id[:8]} ({source})", partitioned, result))
+    tables = write_demo_lake_tables(resources["lake"])
+    console.print(f"writing {len(tables)} demo tables for containment to {os.path.dirname(tables[0])}")
     if unpartitioned:
         console.print(f"materialising {', '.join(k.to_user_string() for k in unpartitioned)}")
         result = dg.materialize(
@@ -69,6 +78,18 @@ def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None
         )
         summary.append(_row(result.run_id[:8], unpartitioned, result))
     return summary
+
+
+def write_demo_lake_tables(lake: LakeResource) -> list[str]:
+    """The demo's tables for containment, derived from every source's ingested documents
+    (`<lake>/raw_documents/*.parquet`), written under the lake's tables folder (`demo/`); returns the files
+    written."""
+    folder = Path(lake.local("raw_documents", stage="demo"))
+    parts = sorted(str(p) for p in folder.glob("*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"no raw documents under {folder}: materialise raw_documents first")
+    docs = pa.concat_tables([pq.read_table(p).select(["id", "source", "text"]) for p in parts])
+    return write_demo_tables(docs, f"{lake.tables_path('demo')}/demo")
 
 
 def _row(run: str, keys: list[dg.AssetKey], result: dg.ExecuteInProcessResult) -> dict[str, Any]:

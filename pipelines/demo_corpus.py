@@ -9,6 +9,9 @@ Three sources, all shipped by Python itself or by the packages Sift installs fro
 
 `write_demo_inputs` also adds a small, labelled set of injected cases (cross-source copies with edits, exact
 copies, short texts and unreadable lines) so the demo shows every reason and the quarantine.
+
+`write_demo_tables` derives the demo's tables for R2D2 containment from the ingested documents: per-source subsets,
+projections, a shuffled copy, an int->float variant, a near miss and a CSV, with known containments among them.
 """
 
 from __future__ import annotations
@@ -22,8 +25,13 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from sift.pipelines.core.atomic import atomic_path, write_parquet, write_text
 
 SOURCES = ("python_docs", "stdlib_docstrings", "package_docs")
 MIN_CHARS = 200
@@ -150,3 +158,48 @@ def write_demo_inputs(
         path.write_bytes(b"\n".join(lines) + b"\n")
         paths[src] = path
     return paths
+
+
+def write_demo_tables(documents: pa.Table, folder: str | Path) -> list[str]:
+    """Derived tables of the demo documents (`id`, `source`, `text`) with known containment, written under
+    `folder` (the demo's lake tables); returns the files written."""
+    folder = str(folder)
+    text = documents.column("text").to_pylist()
+    facts = pa.table(
+        {
+            "id": documents.column("id"),
+            "source": documents.column("source"),
+            "n_chars": pa.array([len(t) for t in text], pa.int64()),
+            "n_words": pa.array([len(t.split()) for t in text], pa.int64()),
+            "first_word": pa.array([(t.split() or [""])[0][:40] for t in text]),
+        }
+    )
+    rng = np.random.default_rng(0)
+    n = facts.num_rows
+    median = float(np.median(facts.column("n_chars").to_numpy())) if n else 0.0
+    tables = {"documents": facts, "documents_copy": facts.take(rng.permutation(n))}
+    for source in sorted(set(facts.column("source").to_pylist())):
+        tables[f"by_source/{source}"] = facts.filter(pc.equal(facts.column("source"), source))
+    tables["long_documents"] = facts.filter(pc.greater(facts.column("n_chars"), median))
+    tables["word_counts"] = facts.select(["source", "n_words"])
+    tables["word_counts_float"] = tables["word_counts"].cast(
+        pa.schema([("source", pa.string()), ("n_words", pa.float64())])
+    )
+    near = tables["long_documents"].slice(0, 40).to_pydict()
+    if near["n_words"]:
+        near["n_words"][0] += 1
+    tables["near_miss"] = pa.table(near, schema=facts.schema)
+    written = []
+    for name, table in tables.items():
+        path = f"{folder}/{name}.parquet"
+        write_parquet(table, path)
+        written.append(path)
+    csv = f"{folder}/sample.csv"
+    with atomic_path(csv) as tmp:
+        pacsv.write_csv(facts.slice(0, 50).select(["id", "n_chars"]), tmp)
+    written.append(csv)
+    write_text(
+        "Demo tables derived from the ingested documents (not a table: listed as skipped).\n",
+        f"{folder}/README.txt",
+    )
+    return written

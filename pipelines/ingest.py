@@ -47,7 +47,9 @@ Progress = Callable[[int], None]
 class IngestOptions:
     id_field: str = "id"
     text_field: str = "text"
-    source_field: str = "source"
+    # None: the records carry no source; every document's source is `default_source` (a record's own `source`
+    # field is then kept as an ordinary column, `source_input`)
+    source_field: str | None = "source"
     default_source: str | None = None
     batch_rows: int = 65536
 

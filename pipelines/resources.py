@@ -1,6 +1,7 @@
 """Dagster resources: the lake root and the engine, one set per environment (local, cluster).
 
 `SIFT_ENV=local` (default): lake in `$SIFT_LAKE_ROOT` (default `.sift/lake`), Polars engine.
+Either environment: the tables containment reads in `<lake>/$SIFT_LAKE_TABLES` (default `tables`; "" = the root).
 `SIFT_ENV=cluster`: the same lake URL, the Spark engine on `$SIFT_SPARK_MASTER` (e.g. spark://host:7077).
 """
 
@@ -17,14 +18,28 @@ SOURCES_PARTITIONS = dg.DynamicPartitionsDefinition(name="sources")
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lake root: a local folder or any fsspec URL."""
+    """The lake root (a local folder or any fsspec URL) and the folder under it whose tables containment reads."""
 
     root: str = ".sift/lake"
+    # the tables R2D2 containment considers: `<root>/<tables>` ("" = the whole lake root, Sift's own outputs too)
+    tables: str = "tables"
 
     def path(self, *parts: str) -> str:
         """A path under the lake root (local roots are made absolute)."""
         root = self.root if "://" in self.root else str(Path(self.root).resolve())
         return "/".join([root.rstrip("/"), *parts])
+
+    def local(self, *parts: str, stage: str) -> str:
+        """A local path under the lake root, for a stage that reads or writes local files; a remote root is
+        refused with a message naming the stage."""
+        path = self.path(*parts)
+        if "://" in path and not path.startswith("file://"):
+            raise ValueError(f"{stage} reads and writes local paths; lake root {self.root} is remote")
+        return path.removeprefix("file://")
+
+    def tables_path(self, stage: str) -> str:
+        """The local folder of the lake's tables (`tables`, relative to the root)."""
+        return self.local(*[p for p in self.tables.split("/") if p], stage=stage)
 
     def incoming(self, source: str) -> str:
         """The raw input of one source: `incoming/<source>.<ext>` (file) or `incoming/<source>/` (folder)."""
@@ -60,7 +75,10 @@ class EngineResource(dg.ConfigurableResource):
 def resources_for(env: str | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources of one environment, chosen by `SIFT_ENV` (local or cluster)."""
     env = env or os.environ.get("SIFT_ENV", "local")
-    lake = LakeResource(root=os.environ.get("SIFT_LAKE_ROOT", ".sift/lake"))
+    lake = LakeResource(
+        root=os.environ.get("SIFT_LAKE_ROOT", ".sift/lake"),
+        tables=os.environ.get("SIFT_LAKE_TABLES", "tables"),
+    )
     if env == "local":
         return {"lake": lake, "engine": EngineResource(name="polars")}
     if env == "cluster":

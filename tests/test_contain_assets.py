@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sift.assets.containment import ASSETS, deletion_plan
+from sift.pipelines.demo_corpus import write_demo_tables
 from sift.pipelines.resources import EngineResource, LakeResource
 
 
@@ -19,6 +20,9 @@ def test_assets_materialise_with_checks(tmp_path, real_docs):
     docs = real_docs.slice(0, 600)
     for source in sorted(set(docs.column("source").to_pylist())):
         pq.write_table(docs.filter(pc.equal(docs.column("source"), source)), raw / f"{source}.parquet")
+    write_demo_tables(
+        docs.select(["id", "source", "text"]), tmp_path / "tables" / "demo"
+    )  # as `sift demo` does
     result = dg.materialize(
         [*ASSETS],
         resources={"lake": LakeResource(root=str(tmp_path)), "engine": EngineResource(name="polars")},
@@ -38,7 +42,7 @@ def test_assets_materialise_with_checks(tmp_path, real_docs):
     skipped = pq.read_table(out / "skipped.parquet").column("table").to_pylist()
     assert "demo/README.txt" in skipped
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"containment_demo_tables", "table_statistics", "containment_graph", "deletion_plan"}
+    assert set(mats) == {"table_statistics", "containment_graph", "deletion_plan"}
     plan_meta = result.asset_materializations_for_node(deletion_plan.op.name)[0].metadata
     plan = pq.read_table(out / "deletion_plan.parquet").to_pylist()
     deleted = [r for r in plan if r["action"] == "delete"]

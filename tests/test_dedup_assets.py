@@ -47,6 +47,7 @@ def test_dedup_assets_materialise_with_checks(tmp_path: Path) -> None:
         }
         clusters = result.asset_materializations_for_node("duplicate_clusters")[0].metadata
         assert clusters["clusters"].value > 0 and "| **total** |" in clusters["report"].value
+        assert clusters["signatures_reused"].value == sources  # the signatures edge carries the facts
         kept = pq.read_table(lake / "dedup" / "deduplicated_documents.parquet")
         raw_total = sum(pq.read_table(lake / "raw_documents" / f"{s}.parquet").num_rows for s in sources)
         removed = pq.read_table(lake / "dedup" / "run" / "removed.parquet")

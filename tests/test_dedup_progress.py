@@ -122,6 +122,7 @@ def _messages(instance: dg.DagsterInstance, run_id: str) -> str:
 def test_dagster_run_logs_hold_the_phases(real_docs: pa.Table, tmp_path: Path) -> None:
     from sift.assets.containment import ASSETS as CONTAIN_ASSETS
     from sift.assets.dedup import duplicate_clusters
+    from sift.pipelines.demo_corpus import write_demo_tables
     from sift.pipelines.resources import EngineResource, LakeResource
 
     raw = tmp_path / "raw_documents"
@@ -129,6 +130,9 @@ def test_dagster_run_logs_hold_the_phases(real_docs: pa.Table, tmp_path: Path) -
     docs = real_docs.slice(0, 600)
     for source in sorted(set(docs.column("source").to_pylist())):
         pq.write_table(docs.filter(pc.equal(docs.column("source"), source)), raw / f"{source}.parquet")
+    write_demo_tables(
+        docs.select(["id", "source", "text"]), tmp_path / "tables" / "demo"
+    )  # as `sift demo` does
     resources = {"lake": LakeResource(root=str(tmp_path)), "engine": EngineResource(name="polars")}
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
