@@ -203,11 +203,11 @@ def iter_csv(
                         value.decode("utf-8")
                     except UnicodeDecodeError as exc:
                         error = f"invalid UTF-8: column '{name}', bad byte at offset {exc.start}"
-                    payload = {
+                    decoded = {
                         k: v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
                         for k, v in rec.items()
                     }
-                    batch.quarantine(row, error, json.dumps(payload, ensure_ascii=False))
+                    batch.quarantine(row, error, json.dumps(decoded, ensure_ascii=False))
                     continue
                 accept_record(batch, row, rec, json.dumps(rec, ensure_ascii=False), fields, default_source)
         yield batch

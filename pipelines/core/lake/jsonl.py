@@ -40,7 +40,7 @@ _FAST_EXTRA_TYPES = (
 )
 
 
-def _valid_utf8(data: bytes) -> bool:
+def _valid_utf8(data: bytes | bytearray | memoryview) -> bool:
     """UTF-8 validity of a whole buffer, checked by Arrow's vectorised validator (no Python str is built)."""
     offsets = pa.py_buffer(struct.pack("<2q", 0, len(data)))
     try:
@@ -198,8 +198,9 @@ def _parse_jsonl_block(
         if not any(check(col.type) for check in _FAST_EXTRA_TYPES):
             return None
         cols[name if name not in cols else f"{name}_input"] = col
-    batch = Batch(file=file, rows=rows, arrow=pa.table(cols).combine_chunks())
-    batch.ids = batch.arrow.column("id").to_pylist()
+    arrow = pa.table(cols).combine_chunks()
+    batch = Batch(file=file, rows=rows, arrow=arrow)
+    batch.ids = arrow.column("id").to_pylist()
     return batch
 
 

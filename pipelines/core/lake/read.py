@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -121,7 +122,7 @@ def read_table(uri: str | os.PathLike[str]) -> pa.Table:
             [pacsv.read_csv(open_bytes(fs, p)) for p in paths], promote_options="permissive"
         )
     if fmt == "jsonl":
-        rows = []
+        rows: list[Any] = []
         for p in paths:
             with open_bytes(fs, p) as s:
                 rows.extend(orjson.loads(line) for line in s if not is_blank_line(line))
