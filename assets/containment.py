@@ -43,7 +43,7 @@ def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     from sift.dedup.containment.run import SKIPPED_SCHEMA
     from sift.dedup.containment.stats import stats_rows
     from sift.pipelines.config import load_config
-    from sift.pipelines.lake_tables import discover_tables
+    from sift.pipelines.core.lake.tables import discover_tables
 
     cfg = load_config("contain")
     out = lake.local("containment", stage=STAGE)
@@ -85,7 +85,7 @@ def containment_graph(
     from sift.dedup.containment.graph import find_containment
     from sift.dedup.containment.run import save_result, write_graph
     from sift.pipelines.config import load_config
-    from sift.pipelines.lake_tables import discover_tables
+    from sift.pipelines.core.lake.tables import discover_tables
 
     cfg = load_config("contain", {"engine": engine.name})
     out = lake.local("containment", stage=STAGE)

@@ -3,8 +3,8 @@
 import dagster as dg
 import pyarrow as pa
 
+from sift.pipelines.core.lake import count_input_records, read_table, write_table
 from sift.pipelines.ingest import IngestOptions, ingest
-from sift.pipelines.lake import count_input_records, read_table, write_parquet_atomic
 from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
 
@@ -61,8 +61,8 @@ def raw_documents(
 
     docs_path = lake.path("raw_documents", f"{source}.parquet")
     quarantine_path = lake.path("raw_documents", "_quarantine", f"{source}.parquet")
-    write_parquet_atomic(result.documents, docs_path)
-    write_parquet_atomic(result.quarantine, quarantine_path)
+    write_table(result.documents, docs_path)
+    write_table(result.quarantine, quarantine_path)
     context.log.info(
         f"{source}: {result.stats['documents']} documents, {result.stats['quarantined']} quarantined"
     )

@@ -66,7 +66,7 @@ def run(
     """Deduplicate documents (`id`, `text`, optional `source`, any other columns) and write the outputs.
 
     `documents`: a Table, a RecordBatch, or an iterable of those or of ingest results (objects with `.documents`
-    and `.quarantine`, as `pipelines.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
+    and `.quarantine`, as `sift.pipelines.core.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
     `input_fingerprint`: identifies the input for resuming (e.g. path, size, mtime); without it, a leftover work
     folder is only reused if the config matches. Returns the stats dict (also written to stats.json).
     Raises `pipelines.locks.OutputBusyError` while another run writes to `output_dir`.

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from sift.dedup.config import DedupConfig
 from sift.dedup.plots import cluster_histogram
-from sift.dedup.work import QUARANTINE_SCHEMA, WorkDir, kill_point, tmp_name, write_json_atomic
+from sift.dedup.work import WorkDir, kill_point, tmp_name, write_json_atomic
+from sift.pipelines.core.lake import QUARANTINE_SCHEMA
 
 OUTPUT_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 16384

@@ -35,11 +35,10 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from sift.pipelines.core.lake import QUARANTINE_SCHEMA
+
 WORK_COMPRESSION = "none"  # work tables are temporary and read back at memory speed (lz4: 4x slower to write)
 SPILL_SUFFIX = {"arrow": ".arrow", "parquet": ".parquet"}
-QUARANTINE_SCHEMA = pa.schema(
-    [("file", pa.string()), ("row", pa.int64()), ("error", pa.string()), ("payload", pa.string())]
-)
 
 
 PROGRESS = logging.getLogger("sift.dedup")

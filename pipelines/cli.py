@@ -136,7 +136,7 @@ def ingest(
 
 def print_ingest_summary(stats: dict, output: Path) -> None:
     """Counts per source and per kind of quarantine error, and the input files that were not read."""
-    from sift.pipelines.lake import skipped_files_line
+    from sift.pipelines.core.lake import skipped_files_line
 
     table = Table(title=f"ingest: {stats['rows_in']} rows in -> {output}")
     table.add_column("what")

@@ -53,7 +53,7 @@ def contain(
     from sift.dedup.containment.side import SIDE_MIN_TABLES, side_worker
     from sift.pipelines.config import engine_choice, load_config
     from sift.pipelines.core.errors import InputError, check_output_folder
-    from sift.pipelines.lake_tables import discover_tables
+    from sift.pipelines.core.lake.tables import discover_tables
     from sift.pipelines.progress import terminal_progress
 
     check_output_folder(output)

@@ -16,7 +16,7 @@ out = Console()
 
 def input_fingerprint(uri: str) -> str:
     """Identity of an input for resuming: every file's path, size and modification time."""
-    from sift.pipelines.lake import list_input_files
+    from sift.pipelines.core.lake import list_input_files
 
     fs, paths, fmt = list_input_files(uri)
     h = hashlib.sha256(fmt.encode())
@@ -71,9 +71,9 @@ def dedup(
     lean_start()
     from sift import dedup as dedup_pkg
     from sift.pipelines.config import engine_choice, load_config
-    from sift.pipelines.core.errors import check_output_folder
+    from sift.pipelines.core.errors import InputError, check_output_folder
+    from sift.pipelines.core.lake import Fields, input_files, iter_documents, skipped_files_line
     from sift.pipelines.ingest import refuse_if_all_rejected
-    from sift.pipelines.lake import Fields, InputError, input_files, iter_documents, skipped_files_line
     from sift.pipelines.progress import terminal_progress
 
     check_output_folder(output)

@@ -1,7 +1,7 @@
 """Ingest: raw inputs -> the documents contract plus a quarantine, on Polars (embedded) or Spark.
 
-Both plans share the kernels of `pipelines.lake` (per-record parsing and validation), so they accept and reject the
-same rows with the same messages. The Polars plan streams batches on one machine; the Spark plan parses files in
+Both plans share the kernels of the lake readers (`sift.pipelines.core.lake`: per-record parsing and validation),
+so they accept and reject the same rows with the same messages. The Polars plan streams batches on one machine; the Spark plan parses files in
 parallel through `mapInArrow` and settles repeated ids with a window over the whole input (first by file, then row).
 Outputs are sorted by (file, row) before they are written, so both engines write the same bytes.
 
@@ -21,23 +21,23 @@ from typing import Any
 
 import pyarrow as pa
 
-from sift.pipelines.lake import (
+from sift.pipelines.core import atomic
+from sift.pipelines.core.errors import InputError
+from sift.pipelines.core.lake import (
     DOC_SCHEMA,
     QUARANTINE_SCHEMA,
+    Batch,
     Fields,
     IngestResult,
-    InputError,
-    _Batch,
-    _extras_table,
     default_source_for,
+    extras_table,
     ingest_stats,
     input_files,
     iter_documents,
     list_input_files,
     normalise_source,
     parse_file,
-    write_json_atomic,
-    write_parquet_atomic,
+    write_table,
 )
 
 Progress = Callable[[int], None]
@@ -130,8 +130,8 @@ _SPARK_ROW_SCHEMA = pa.schema(
 _BASE = ("id", "source", "text")
 
 
-def _accepted_table(b: _Batch) -> pa.Table:
-    """A batch's accepted records as `pipelines.lake._finish` builds them (id, source, text, other columns)."""
+def _accepted_table(b: Batch) -> pa.Table:
+    """A batch's accepted records as `sift.pipelines.core.lake.validate.finish_batch` builds them (id, source, text, other columns)."""
     if b.arrow is not None:
         return b.arrow
     cols: dict[str, Any] = {
@@ -139,7 +139,7 @@ def _accepted_table(b: _Batch) -> pa.Table:
         "source": pa.array(b.sources, pa.string()),
         "text": pa.array(b.texts, pa.string()),
     }
-    for name, arr in _extras_table(b.extras).items():
+    for name, arr in extras_table(b.extras).items():
         cols[name if name not in cols else f"{name}_input"] = arr
     return pa.table(cols)
 
@@ -453,8 +453,8 @@ def run_ingest(
     start = time.perf_counter()
     result = ingest(uri, options, engine=engine, spark_master=spark_master, progress=progress)
     out = Path(output)
-    write_parquet_atomic(result.documents, out / "documents.parquet")
-    write_parquet_atomic(result.quarantine, out / "quarantine.parquet")
+    write_table(result.documents, out / "documents.parquet")
+    write_table(result.quarantine, out / "quarantine.parquet")
     result.stats.update(
         {
             "input": str(uri),
@@ -463,5 +463,5 @@ def run_ingest(
             "seconds": round(time.perf_counter() - start, 3),
         }
     )
-    write_json_atomic(result.stats, out / "stats.json")
+    atomic.write_json(result.stats, out / "stats.json", default=str)
     return result

@@ -24,7 +24,7 @@ import pytest
 import sift.dedup.containment.run as run
 from sift.dedup.containment.config import ContainConfig
 from sift.dedup.containment.run import rebuild_table, run_contain
-from sift.pipelines.lake_tables import discover_tables
+from sift.pipelines.core.lake.tables import discover_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 EAGER = ContainConfig(storage_cost_per_byte=1.0, scan_cost_per_byte=1e-12)
@@ -213,7 +213,7 @@ KILL_RUN = """
 import sys
 from sift.dedup.containment.config import ContainConfig
 from sift.dedup.containment.run import run_contain
-from sift.pipelines.lake_tables import discover_tables
+from sift.pipelines.core.lake.tables import discover_tables
 
 refs, problems = discover_tables(sys.argv[1])
 cfg = ContainConfig(storage_cost_per_byte=1.0, scan_cost_per_byte=1e-12)

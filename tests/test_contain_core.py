@@ -20,7 +20,7 @@ import pytest
 
 from sift.dedup.containment.config import ContainConfig
 from sift.dedup.containment.run import rebuild_table, run_contain
-from sift.pipelines.lake_tables import discover_tables
+from sift.pipelines.core.lake.tables import discover_tables
 
 # ---------------------------------------------------------------------------------------------------------------
 # the lake

@@ -16,7 +16,7 @@ from sift.dedup.containment.kernels import canon_equal, canon_hashes, canonical,
 from sift.dedup.containment.recipes import decode_rows, encode_rows, table_checksum
 from sift.dedup.containment.schema import TableSchema, column_infos, comparable, schema_graph, type_class
 from sift.dedup.containment.stats import ColumnStats, TableStats, parquet_stats, prune_reason
-from sift.dedup.containment.tables import table_from_paths
+from sift.pipelines.core.lake.tables import table_from_paths
 
 
 def hashes(arr: pa.Array, klass: str) -> list[int]:

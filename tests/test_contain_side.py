@@ -14,7 +14,7 @@ from sift.dedup.containment.config import ContainConfig
 from sift.dedup.containment.graph import read_metadata
 from sift.dedup.containment.run import run_contain
 from sift.dedup.containment.side import call, side_worker
-from sift.pipelines.lake_tables import discover_tables
+from sift.pipelines.core.lake.tables import discover_tables
 
 OUTPUTS = (
     "containment.parquet",

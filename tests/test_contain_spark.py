@@ -10,7 +10,7 @@ from test_contain_core import brute_force, build_lake, lake_tables
 
 from sift.dedup.containment.config import ContainConfig
 from sift.dedup.containment.run import run_contain
-from sift.pipelines.lake_tables import discover_tables
+from sift.pipelines.core.lake.tables import discover_tables
 
 SMALL = {
     "base",

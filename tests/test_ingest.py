@@ -318,8 +318,8 @@ def test_polars_and_spark_ingest_write_the_same_tables(
 
 @pytest.mark.spark
 def test_spark_ingest_other_field_names_raises_naming_keys_and_flags(other_fields_jsonl: Path, spark) -> None:
+    from sift.pipelines.core.errors import InputError
     from sift.pipelines.ingest import IngestOptions, ingest
-    from sift.pipelines.lake import InputError
 
     with pytest.raises(InputError) as info:
         ingest(str(other_fields_jsonl), IngestOptions(), engine="spark", spark_master="local[2]")

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from sift.pipelines.lake import (
-    InputError,
+from sift.pipelines.core.errors import InputError
+from sift.pipelines.core.lake import (
     count_input_records,
     read_documents,
-    write_parquet_atomic,
+    write_table,
 )
 
 GOOD = [
@@ -147,19 +147,19 @@ def test_unreadable_whole_inputs_raise_input_error(tmp_path: Path) -> None:
 
 def test_atomic_write_replaces_whole_and_leaves_no_temporaries(tmp_path: Path) -> None:
     target = tmp_path / "t" / "table.parquet"
-    write_parquet_atomic(pa.table({"a": [1, 2, 3]}), target)
-    write_parquet_atomic(pa.table({"a": [4]}), target)
+    write_table(pa.table({"a": [1, 2, 3]}), target)
+    write_table(pa.table({"a": [4]}), target)
     assert pq.read_table(target).column("a").to_pylist() == [4]
     assert [p.name for p in target.parent.iterdir()] == ["table.parquet"]
     first = target.read_bytes()
-    write_parquet_atomic(pa.table({"a": [4]}), target)
+    write_table(pa.table({"a": [4]}), target)
     assert target.read_bytes() == first
 
 
 def test_arrow_fast_path_and_per_line_path_read_the_same_documents(
     tmp_path: Path, real_docs, monkeypatch
 ) -> None:
-    import sift.pipelines.lake as lake
+    from sift.pipelines.core.lake import jsonl
 
     rows = real_docs.slice(0, 300).to_pylist()
     for i, r in enumerate(rows):
@@ -174,7 +174,7 @@ def test_arrow_fast_path_and_per_line_path_read_the_same_documents(
     lines.insert(150, json.dumps(rows[3]).encode())  # a repeated id
     path = _jsonl(tmp_path / "real.jsonl", lines)
     fast = read_documents(path)
-    monkeypatch.setattr(lake, "_parse_jsonl_block", lambda *a, **k: None)
+    monkeypatch.setattr(jsonl, "_parse_jsonl_block", lambda *a, **k: None)
     slow = read_documents(path)
     assert fast.documents.equals(slow.documents)
     assert fast.quarantine.column("error").to_pylist() == slow.quarantine.column("error").to_pylist()
@@ -192,7 +192,7 @@ def test_jsonl_blocks_number_every_line_whatever_the_batching(
     lines in a block send it down the per-line path, so rows, quarantine and documents match it exactly."""
     import random
 
-    from sift.pipelines import lake
+    from sift.pipelines.core.lake import iter_documents, jsonl
 
     rng = random.Random(batch_rows)
     lines: list[bytes] = []
@@ -211,14 +211,14 @@ def test_jsonl_blocks_number_every_line_whatever_the_batching(
             lines.append(rec)
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines))  # no newline after the last line
-    monkeypatch.setattr(lake, "BATCH_BYTES", batch_bytes)
-    monkeypatch.setattr(lake, "_READ", read_size)  # 97: lines longer than the buffer make it grow
-    batches = list(lake.iter_documents(path, batch_rows=batch_rows))
+    monkeypatch.setattr(jsonl, "BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(jsonl, "_READ", read_size)  # 97: lines longer than the buffer make it grow
+    batches = list(iter_documents(path, batch_rows=batch_rows))
     assert all(b.stats["rows_in"] <= batch_rows for b in batches)
     docs = pa.concat_tables([b.documents for b in batches])
     quarantine = pa.concat_tables([b.quarantine for b in batches])
-    monkeypatch.setattr(lake, "_parse_jsonl_block", lambda *a, **k: None)
-    monkeypatch.setattr(lake, "_parse_jsonl_arrow", lambda *a, **k: None)
+    monkeypatch.setattr(jsonl, "_parse_jsonl_block", lambda *a, **k: None)
+    monkeypatch.setattr(jsonl, "_parse_jsonl_arrow", lambda *a, **k: None)
     slow = read_documents(path)
     assert docs.equals(slow.documents)
     assert quarantine.equals(slow.quarantine)
@@ -288,7 +288,7 @@ def test_files_skipped_for_their_extension_are_listed_in_stats_and_summary(tmp_p
 
 
 def test_arrow_dataset_folder_reads_its_arrow_files_and_lists_its_metadata_as_skipped(tmp_path: Path) -> None:
-    from sift.pipelines.lake import input_files
+    from sift.pipelines.core.lake import input_files
 
     folder = tmp_path / "hf"
     folder.mkdir()

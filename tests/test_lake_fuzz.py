@@ -129,7 +129,7 @@ def _serve() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the CLI's own printing goes nowhere; stderr stays for a crash's last words
     from sift.pipelines.cli import main
-    from sift.pipelines.lake import count_input_records
+    from sift.pipelines.core.lake import count_input_records
 
     for line in sys.stdin:
         src, out = line.rstrip("\n").split("\t")

@@ -1,8 +1,9 @@
-"""Table references and readers for R2D2 (paper step 0: the lake's tables as the algorithm sees them).
+"""Table readers for R2D2 (paper step 0: the lake's tables as the algorithm sees them).
 
-A `TableRef` names one table of the lake (its path relative to the lake root without the extension), the files
-that hold it, its format and its size in bytes. Lake discovery lives outside the algorithm package and hands these
-references in; everything here reads with pyarrow only, so both engines see exactly the same rows in the same order.
+A `TableRef` (defined by the runtime core's lake discovery, `sift.pipelines.core.lake.tables`) names one table of
+the lake (its path relative to the lake root without the extension), the files that hold it, its format and its
+size in bytes. Discovery hands these references in; everything here reads with pyarrow only, so both engines see
+exactly the same rows in the same order.
 """
 
 from __future__ import annotations
@@ -12,46 +13,13 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sift.dedup.containment.cache import LRU
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """One table of the lake: `name` (relative path without extension), its files, format and total bytes."""
-
-    name: str
-    paths: tuple[str, ...]
-    format: str  # "parquet" or "csv"
-    bytes: int
-    location: str = field(default="", compare=False)  # the file or folder as found in the lake
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "paths": list(self.paths),
-            "format": self.format,
-            "bytes": self.bytes,
-            "location": self.location,
-        }
-
-    @staticmethod
-    def from_dict(d: dict) -> TableRef:
-        return TableRef(d["name"], tuple(d["paths"]), d["format"], int(d["bytes"]), d.get("location", ""))
-
-
-def table_from_paths(name: str, paths: Sequence[str], fmt: str, location: str = "") -> TableRef:
-    """Build a TableRef, measuring the size of its files."""
-    paths = tuple(sorted(str(p) for p in paths))
-    return TableRef(
-        name, paths, fmt, sum(os.path.getsize(p) for p in paths), location or (paths[0] if paths else "")
-    )
-
+from sift.pipelines.core.lake.tables import TableRef
 
 # Parquet footers parsed once per file version (path, size, mtime) and reused by every reader: schema discovery,
 # footer statistics and the data reads all need them.

@@ -9,19 +9,55 @@ listed as a problem with the reason it was skipped (not a table format, hive-par
 The walk starts from the lake root's real path and never follows a symbolic link: a link (to a folder or a file,
 inside the lake or out of it) is listed as skipped, and so is a Parquet folder that holds one. Every table's files
 are therefore real files under the real root, which `sift contain --apply` relies on to move only what it read.
+
+A `TableRef` names one table found: its name, the files that hold it, its format and its size in bytes. The
+containment stage reads tables through these references and never walks the lake itself.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sift.dedup.containment.tables import TableRef, table_from_paths
 from sift.pipelines.core.errors import InputError
 
 PARQUET_EXT = (".parquet", ".parq", ".pq")
 CSV_EXT = (".csv", ".csv.gz")
 MARKERS = ("_SUCCESS", "_metadata", "_common_metadata")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One table of the lake: `name` (relative path without extension), its files, format and total bytes."""
+
+    name: str
+    paths: tuple[str, ...]
+    format: str  # "parquet" or "csv"
+    bytes: int
+    location: str = field(default="", compare=False)  # the file or folder as found in the lake
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "paths": list(self.paths),
+            "format": self.format,
+            "bytes": self.bytes,
+            "location": self.location,
+        }
+
+    @staticmethod
+    def from_dict(d: dict) -> TableRef:
+        return TableRef(d["name"], tuple(d["paths"]), d["format"], int(d["bytes"]), d.get("location", ""))
+
+
+def table_from_paths(name: str, paths: Sequence[str], fmt: str, location: str = "") -> TableRef:
+    """Build a TableRef, measuring the size of its files."""
+    paths = tuple(sorted(str(p) for p in paths))
+    return TableRef(
+        name, paths, fmt, sum(os.path.getsize(p) for p in paths), location or (paths[0] if paths else "")
+    )
 
 
 def _hidden(name: str) -> bool:
