@@ -1,8 +1,8 @@
 """Byte-identity check of every command's outputs across two versions of Sift (for restructurings).
 
 A refactoring must change no output. This script runs each `sift` command on the same inputs, records the SHA-256
-of every file it writes (`timings.json`, the only file that differs run to run, and work folders excepted), and
-compares two such records file by file.
+of every file it writes (work folders and `timings.json` excepted; the wall-clock fields of the ingest and
+containment stats and of the containment report's step table masked), and compares two such records file by file.
 
     # 1. inputs once: the demo corpus (JSONL per source, with its injected bad lines), optionally a bench corpus/lake
     python bench/outputs.py prepare .bench/outputs/inputs [--corpus .bench/dedup/corpus.jsonl] [--lake .bench/lake]
@@ -21,14 +21,40 @@ import argparse
 import hashlib
 import importlib
 import json
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SKIP_NAMES = {"timings.json"}
 SKIP_DIRS = {"_work"}
+# Wall-clock measurements that some outputs carry beside their results (ingest and containment stats, the
+# containment report's step table): masked before hashing, so the digest covers everything else byte for byte.
+TIMING_KEY = re.compile(r"(^|_)(seconds|s)$")
+TIMING_CELL = re.compile(rb"\| *[0-9]+\.[0-9]+ *\|$", re.M)
+
+
+def _drop_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_timings(v) for k, v in value.items() if not TIMING_KEY.search(k)}
+    if isinstance(value, list):
+        return [_drop_timings(v) for v in value]
+    return value
+
+
+def _masked(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix == ".json":
+        try:
+            return json.dumps(_drop_timings(json.loads(data)), sort_keys=True).encode()
+        except ValueError:
+            return data
+    if path.suffix == ".md":
+        return TIMING_CELL.sub(b"| t |", data)
+    return data
 
 
 def _demo_writer():
@@ -79,7 +105,7 @@ def _digests(folder: Path) -> dict[str, str]:
         rel = path.relative_to(folder)
         if path.is_dir() or path.name in SKIP_NAMES or SKIP_DIRS & set(rel.parts):
             continue
-        out[rel.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+        out[rel.as_posix()] = hashlib.sha256(_masked(path)).hexdigest()
     return out
 
 
