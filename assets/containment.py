@@ -39,13 +39,14 @@ lake_tables = dg.AssetSpec(
     "and the inputs in the lake's tables folder that are not readable tables, with their error.",
 )
 def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from sift.dedup.containment.api import SKIPPED_SCHEMA
+    from sift.dedup.containment.config import ContainConfig
     from sift.dedup.containment.graph import read_metadata
-    from sift.dedup.containment.run import SKIPPED_SCHEMA
     from sift.dedup.containment.stats import stats_rows
-    from sift.pipelines.config import load_config
+    from sift.pipelines.core.config import load_config
     from sift.pipelines.core.lake.tables import discover_tables
 
-    cfg = load_config("contain")
+    cfg = load_config(ContainConfig)
     out = lake.local("containment", stage=STAGE)
     os.makedirs(out, exist_ok=True)
     refs, problems = discover_tables(lake.tables_path(STAGE))
@@ -82,12 +83,13 @@ def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> d
 def containment_graph(
     context: dg.AssetExecutionContext, lake: LakeResource, engine: EngineResource
 ) -> dg.MaterializeResult:
+    from sift.dedup.containment.api import save_result, write_graph
+    from sift.dedup.containment.config import ContainConfig
     from sift.dedup.containment.graph import find_containment
-    from sift.dedup.containment.run import save_result, write_graph
-    from sift.pipelines.config import load_config
+    from sift.pipelines.core.config import load_config
     from sift.pipelines.core.lake.tables import discover_tables
 
-    cfg = load_config("contain", {"engine": engine.name})
+    cfg = load_config(ContainConfig, {"engine": engine.name})
     out = lake.local("containment", stage=STAGE)
     refs, problems = discover_tables(lake.tables_path(STAGE))
     spark = engine.spark() if cfg.engine == "spark" else None
@@ -141,11 +143,12 @@ def containment_graph(
     ],
 )
 def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from sift.dedup.containment.api import load_result, plan_and_write, rebuild_table
+    from sift.dedup.containment.config import ContainConfig
     from sift.dedup.containment.recipes import table_checksum
-    from sift.dedup.containment.run import load_result, plan_and_write, rebuild_table
-    from sift.pipelines.config import load_config
+    from sift.pipelines.core.config import load_config
 
-    cfg = load_config("contain")
+    cfg = load_config(ContainConfig)
     out = lake.local("containment", stage=STAGE)
     result = load_result(os.path.join(out, "containment_result.json"))
     context.log.info(f"contain: plan, recipes and outputs ({len(result.edges)} containment pairs)")

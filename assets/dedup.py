@@ -45,9 +45,10 @@ class DedupRunConfig(dg.Config):
 
 
 def _config(run_config: DedupRunConfig):
-    from sift.pipelines.config import load_config
+    from sift.dedup.config import DedupConfig
+    from sift.pipelines.core.config import load_config
 
-    return load_config("dedup", run_config.model_dump())
+    return load_config(DedupConfig, run_config.model_dump())
 
 
 def _raw_files(lake: LakeResource) -> list[str]:

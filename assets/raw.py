@@ -43,18 +43,19 @@ def column_schema(table: pa.Table) -> dg.TableSchema:
 def raw_documents(
     context: dg.AssetExecutionContext, config: IngestRunConfig, lake: LakeResource, engine: EngineResource
 ) -> dg.MaterializeResult:
-    from sift.pipelines.config import load_config
+    from sift.pipelines.core.config import load_config
+    from sift.pipelines.ingest.config import IngestConfig
 
     source = context.partition_key
-    cfg = load_config("ingest", config.model_dump())
+    cfg = load_config(IngestConfig, config.model_dump())
     options = IngestOptions(
-        id_field=cfg.id_field,  # type: ignore[attr-defined]
-        text_field=cfg.text_field,  # type: ignore[attr-defined]
+        id_field=cfg.id_field,
+        text_field=cfg.text_field,
         # Inside a partition the source is the partition: no record field names it (a record's own `source` is
         # kept as `source_input`).
         source_field=None,
         default_source=source,
-        batch_rows=cfg.batch_rows,  # type: ignore[attr-defined]
+        batch_rows=cfg.batch_rows,
     )
     uri = lake.incoming(source)
     result = ingest(uri, options, engine=engine.name, spark_master=engine.spark_master)

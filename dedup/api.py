@@ -1,7 +1,10 @@
 """Python entry point of SlimPajama near-duplicate dedup (SlimPajama-DC section 2), shared by the CLI and assets.
 
-`run(documents, config, output_dir, engine="polars")` streams the documents into a resumable work folder, runs the
-chosen engine's plan, and writes the outputs (dedup/outputs.py). Running it again on the same output folder with
+`run(inputs, config, output, engine)` (the stage contract of pipelines/core/stage.py) streams the documents into a
+resumable work folder, runs the engine's plan (dedup/engines/polars.py or spark.py), and writes the outputs
+(dedup/outputs.py). `inputs` are documents datasets named by URI (read with the lake's readers, fields `id`, `text`,
+`source`) or, the second door, documents already read: a Table, a RecordBatch, or an iterable of those or of ingest
+results (what `sift dedup` passes, having read the input with its own field names). Running it again on the same output folder with
 the same config and input after a crash reuses the finished work and gives byte-identical output.
 
 A run holds the output folder's lock (pipelines/core/locks.py) from start to end: a second run into the same folder
@@ -16,8 +19,8 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,25 +30,10 @@ from sift.dedup.config import DedupConfig
 from sift.dedup.outputs import finalize, remove_outputs
 from sift.dedup.work import WorkDir, phase, remove_tmp_files, spill, write_json_atomic
 from sift.pipelines.core.locks import output_lock
+from sift.pipelines.core.stage import Engine, PolarsEngine, SparkEngine
+from sift.pipelines.core.stage import input_fingerprint as uri_fingerprint
 
-
-def _warm_engine(config: DedupConfig) -> Any:
-    """Import the Polars engine and run the facts kernels once on two tiny documents: numba loads its cached
-    machine code and starts its threads on the first call (~0.5 s), which then overlaps the first shard's parse
-    instead of delaying its facts."""
-    engine = importlib.import_module("sift.dedup.engines.polars")
-    from sift.dedup import kernels
-
-    tiny = pa.record_batch(
-        {
-            "_row": pa.array([0, 1], pa.int64()),
-            "id": pa.array(["a", "b"]),
-            "source": pa.array(["s", "s"]),
-            "text": pa.array(["warm up the facts kernels once", "Warm up, the facts kernels once!"]),
-        }
-    )
-    kernels.facts_batch(tiny, config)
-    return engine
+Documents = Iterable[Any] | pa.Table | pa.RecordBatch
 
 
 def work_fingerprint(config: DedupConfig, input_fingerprint: str | None) -> dict[str, Any]:
@@ -55,51 +43,83 @@ def work_fingerprint(config: DedupConfig, input_fingerprint: str | None) -> dict
 
 
 def run(
-    documents: Iterable[Any] | pa.Table | pa.RecordBatch,
+    inputs: str | Sequence[str] | Documents,
     config: DedupConfig | None = None,
-    output_dir: str | os.PathLike[str] = "dedup_out",
+    output: str | os.PathLike[str] = "dedup_out",
+    engine: Engine | Literal["polars", "spark"] = "polars",
     *,
-    engine: Literal["polars", "spark"] = "polars",
     spark: Any = None,
     input_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Deduplicate documents (`id`, `text`, optional `source`, any other columns) and write the outputs.
 
-    `documents`: a Table, a RecordBatch, or an iterable of those or of ingest results (objects with `.documents`
-    and `.quarantine`, as `sift.pipelines.core.lake.iter_documents` yields). `spark`: a SparkSession for engine="spark".
-    `input_fingerprint`: identifies the input for resuming (e.g. path, size, mtime); without it, a leftover work
-    folder is only reused if the config matches. Returns the stats dict (also written to stats.json).
-    Raises `pipelines.locks.OutputBusyError` while another run writes to `output_dir`.
+    `inputs`: documents datasets named by URI, or documents already read (a Table, a RecordBatch, or an iterable
+    of those or of ingest results: objects with `.documents` and `.quarantine`, as
+    `sift.pipelines.core.lake.iter_documents` yields). `engine`: `PolarsEngine()` or `SparkEngine(session)`; or its
+    name, "polars" or "spark" (then `spark` is the SparkSession). `input_fingerprint`: identifies the input for
+    resuming (e.g. path, size, mtime; taken from the files for URI inputs); without it, a leftover work folder is only
+    reused if the config matches. Returns the stats dict (also written to stats.json). Raises
+    `sift.pipelines.core.locks.OutputBusyError` while another run writes to `output`.
     """
     config = config or DedupConfig()
-    out = Path(output_dir)
+    if isinstance(engine, str):
+        engine = _named_engine(engine, spark)
+    if isinstance(inputs, str) or _is_uri_list(inputs):
+        uris = [inputs] if isinstance(inputs, str) else list(inputs)
+        if input_fingerprint is None:
+            input_fingerprint = ",".join(uri_fingerprint(u) for u in uris)
+        documents: Documents = _read(uris, config.batch_rows)
+    else:
+        documents = inputs
+    out = Path(output)
     with output_lock(out):
         remove_tmp_files(out)
         remove_outputs(out)
-        return _run(documents, config, out, engine, spark, input_fingerprint)
+        return _run(documents, config, out, engine, input_fingerprint)
+
+
+def _named_engine(name: str, spark: Any) -> Engine:
+    if name == "polars":
+        return PolarsEngine()
+    if name == "spark":
+        if spark is None:
+            raise ValueError("engine='spark' needs a SparkSession (spark=...)")
+        return SparkEngine(spark)
+    raise ValueError(f"unknown engine {name!r} (polars or spark)")
+
+
+def _is_uri_list(inputs: object) -> bool:
+    return isinstance(inputs, list | tuple) and bool(inputs) and all(isinstance(u, str) for u in inputs)
+
+
+def _read(uris: list[str], batch_rows: int) -> Iterator[Any]:
+    """The documents of every input, in order, as the lake's readers yield them (quarantine included)."""
+    from sift.pipelines.core.lake import iter_documents
+
+    for uri in uris:
+        yield from iter_documents(uri, batch_rows=batch_rows)
 
 
 def _run(
-    documents: Iterable[Any] | pa.Table | pa.RecordBatch,
+    documents: Documents,
     config: DedupConfig,
     out: Path,
-    engine: str,
-    spark: Any,
+    engine: Engine,
     input_fingerprint: str | None,
 ) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    work = WorkDir(
-        out, work_fingerprint(config, input_fingerprint), spill="arrow" if engine == "polars" else "parquet"
-    )
-    phase("input" + (" and facts" if engine == "polars" else ""), f"{engine} engine, work folder {work.root}")
+    polars = isinstance(engine, PolarsEngine)
+    work = WorkDir(out, work_fingerprint(config, input_fingerprint), spill="arrow" if polars else "parquet")
+    phase("input" + (" and facts" if polars else ""), f"{engine.name} engine, work folder {work.root}")
 
-    if engine == "polars":
+    if isinstance(engine, PolarsEngine):
         # Facts of shard i are computed on a worker thread (the kernels release the GIL) while the reader parses
         # and spills shard i + 1; at most two shards are in flight, so memory stays bounded. The worker first
-        # imports the kernels (numba, which imports SciPy) and loads them while the reader parses the first shard.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sift-facts") as facts_thread:
-            loaded = facts_thread.submit(_warm_engine, config)
+        # imports the engine plan and its kernels (numba, which imports SciPy) and warms them up while the reader
+        # parses the first shard.
+        with engine.thread("facts") as facts_thread:
+            loaded = engine.warm(facts_thread, "sift.dedup.engines.polars", config)
             pending: deque[Future[None]] = deque()
 
             def facts(i: int, table: pa.Table) -> None:
@@ -119,14 +139,12 @@ def _run(
             plan = loaded.result()
             timings["facts"] = time.perf_counter() - t
         decisions, phases = plan.run(work, config, timings)
-    elif engine == "spark":
+    elif isinstance(engine, SparkEngine):
         from sift.dedup.engines import spark as splan
 
         spill(work, documents, config.batch_rows)
         timings["ingest"] = time.perf_counter() - t0
-        if spark is None:
-            raise ValueError("engine='spark' needs a SparkSession (spark=...)")
-        decisions, phases = splan.run(spark, work, config, timings)
+        decisions, phases = splan.run(engine.session, work, config, timings)
     else:
         raise ValueError(f"unknown engine {engine!r} (polars or spark)")
 
@@ -136,7 +154,7 @@ def _run(
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     write_json_atomic(
-        {"engine": engine, "seconds": {k: round(v, 4) for k, v in timings.items()}}, out / "timings.json"
+        {"engine": engine.name, "seconds": {k: round(v, 4) for k, v in timings.items()}}, out / "timings.json"
     )
     if not config.keep_work:
         work.remove()

@@ -19,7 +19,9 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from sift.pipelines.core.config import StageConfig
 
 Mode = Literal["verified", "slimpajama"]
 Scope = Literal["global", "local"]
@@ -43,11 +45,8 @@ def recall_banding(num_perm: int, threshold: float, target_recall: float) -> tup
     return best
 
 
-class DedupConfig(BaseModel):
+class DedupConfig(StageConfig, stage="dedup"):
     """Parameters of one dedup run; the same object drives the Polars and the Spark engine."""
-
-    # an unknown key is a typo that would otherwise run with the default; NaN/inf pass no range check
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Mode = "verified"
     scope: Scope = "global"

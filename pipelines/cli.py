@@ -22,6 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt
+
 app = typer.Typer(
     name="sift",
     help="Sift: curate training datasets from a data lake (ingest, dedup, containment, selection, sampling).",
@@ -33,18 +35,6 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 app.add_typer(config_app, name="config")
 console = Console(stderr=True)
 out = Console()
-
-EngineOpt = Annotated[
-    str | None,
-    typer.Option("--engine", help="Engine: polars (embedded default) or spark.", show_default=False),
-]
-MasterOpt = Annotated[
-    str | None,
-    typer.Option("--spark-master", help="Spark master: local[*], spark://host:7077 or sc://host:15002."),
-]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file (default: ./sift.toml or $SIFT_CONFIG).")
-]
 
 
 def _version() -> str:
@@ -93,7 +83,7 @@ def ingest(
     input: Annotated[
         str, typer.Argument(help="Input: Parquet file/folder, JSONL (.gz/.zst), CSV or Arrow folder.")
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    output: OutputOpt,
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
     id_field: Annotated[str | None, typer.Option(help="Input field holding the record id.")] = None,
@@ -109,13 +99,14 @@ def ingest(
     Writes OUTPUT/documents.parquet (id, source, text, other columns), OUTPUT/quarantine.parquet (file, row,
     error, payload) and OUTPUT/stats.json, and prints a summary.
     """
-    from sift.pipelines.config import engine_choice, load_config
+    from sift.pipelines import ingest as ingest_stage
+    from sift.pipelines.cli_options import engine_name, stage_config, stage_engine
     from sift.pipelines.core.errors import check_output_folder
-    from sift.pipelines.ingest import IngestOptions, run_ingest
+    from sift.pipelines.stages import IngestConfig
 
     check_output_folder(output)
-    cfg = load_config(
-        "ingest",
+    cfg = stage_config(
+        IngestConfig,
         {
             "id_field": id_field,
             "text_field": text_field,
@@ -124,14 +115,12 @@ def ingest(
         },
         file=config,
     )
-    name, master = engine_choice(engine, spark_master)
-    options = IngestOptions(**cfg.model_dump())
+    name, master = engine_name(engine, spark_master)
+    runtime = stage_engine(name, master)
     with progress_bar("ingest") as bar:
         task = bar.add_task(f"ingest {input} ({name})", total=None)
-        result = run_ingest(
-            input, output, options, engine=name, spark_master=master, progress=lambda n: bar.advance(task, n)
-        )
-    print_ingest_summary(result.stats, output)
+        stats = ingest_stage.run(input, cfg, output, runtime, progress=lambda n: bar.advance(task, n))
+    print_ingest_summary(stats, output)
 
 
 def print_ingest_summary(stats: dict, output: Path) -> None:
@@ -201,7 +190,8 @@ def ui(
 @config_app.command("show")
 def config_show(config: ConfigOpt = None) -> None:
     """Print the effective configuration of every stage (defaults < TOML < environment) as TOML."""
-    from sift.pipelines.config import effective_config
+    import sift.pipelines.stages  # noqa: F401  (registers every stage)
+    from sift.pipelines.core.config import effective_config
 
     lines = []
     for stage, values in effective_config(config).items():
@@ -238,7 +228,7 @@ def print_error(exc: BaseException) -> None:
 
 def main() -> None:
     """Entry point: run the app; known input and usage errors end with one line and exit code 2."""
-    from sift.pipelines.config import ConfigError
+    from sift.pipelines.core.config import ConfigError
     from sift.pipelines.core.engines import EngineError
     from sift.pipelines.core.errors import InputError
     from sift.pipelines.fastexit import exit_if_requested

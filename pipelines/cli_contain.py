@@ -10,20 +10,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt
+
 console = Console(stderr=True)
 out = Console()
 
 
 def contain(
     lake: Annotated[str, typer.Argument(help="Lake root: a folder of Parquet files/folders and CSV files.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder of the run.")],
-    engine: Annotated[
-        str | None, typer.Option("--engine", help="Engine of the content check: polars (default) or spark.")
-    ] = None,
-    spark_master: Annotated[
-        str | None,
-        typer.Option("--spark-master", help="Spark master: local[*], spark://host:7077 or sc://..."),
-    ] = None,
+    output: OutputOpt,
+    engine: EngineOpt = None,
+    spark_master: MasterOpt = None,
     case_insensitive: Annotated[
         bool, typer.Option("--case-insensitive", help="Match column names ignoring case.")
     ] = False,
@@ -40,7 +37,7 @@ def contain(
     apply: Annotated[
         bool, typer.Option("--apply", help="Move the verified deletable tables to LAKE/.sift_trash/<run>/.")
     ] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Find every table contained in another (schema graph, min-max pruning, content check) and plan deletions.
 
@@ -50,16 +47,16 @@ def contain(
     from sift.pipelines.fastexit import lean_start
 
     lean_start()
-    from sift.dedup.containment.side import SIDE_MIN_TABLES, side_worker
-    from sift.pipelines.config import engine_choice, load_config
+    from sift.dedup import containment
+    from sift.pipelines.cli_options import engine_name, stage_config, stage_engine
     from sift.pipelines.core.errors import InputError, check_output_folder
-    from sift.pipelines.core.lake.tables import discover_tables
     from sift.pipelines.progress import terminal_progress
+    from sift.pipelines.stages import ContainConfig
 
     check_output_folder(output)
-    name, master = engine_choice(engine, spark_master)
-    cfg = load_config(
-        "contain",
+    name, master = engine_name(engine, spark_master)
+    cfg = stage_config(
+        ContainConfig,
         {
             "engine": name,
             "case_insensitive": True if case_insensitive else None,
@@ -69,11 +66,15 @@ def contain(
     )
     if access_log is not None and not os.path.exists(access_log):
         raise InputError(f"{access_log}: access log not found")
-    refs, problems = discover_tables(lake)
-    # a large lake gets a side worker, started before the heavy imports below so that it imports meanwhile
-    side = side_worker(enabled=cfg.engine == "polars" and len(refs) >= SIDE_MIN_TABLES)
-    with side as pool, terminal_progress(console):  # progress: a line per phase on a terminal
-        stats = _run(refs, problems, cfg, master, lake, output, access_log, apply, pool)
+    # the content check's engine; on Polars a large lake gets a side worker (containment.run starts it)
+    runtime = stage_engine(cfg.engine, master)
+    try:
+        with terminal_progress(console):  # progress: a line per phase on a terminal
+            stats = containment.run(lake, cfg, output, runtime, access_log=access_log, apply=apply)
+    except ValueError as exc:
+        if "access log" in str(exc):
+            raise InputError(str(exc)) from exc
+        raise
     table = Table(
         title=f"sift contain: {stats['tables']} tables ({len(stats['skipped'])} skipped) -> {output}"
     )
@@ -97,40 +98,13 @@ def contain(
         request()
 
 
-def _run(refs, problems, cfg, master, lake, output, access_log, apply, pool) -> dict:
-    from sift.dedup.containment.run import run_contain
-    from sift.pipelines.core.errors import InputError
-
-    spark = None
-    if cfg.engine == "spark":
-        from sift.pipelines.core.engines import get_spark
-
-        spark = get_spark(master)
-    try:
-        return run_contain(
-            refs,
-            str(output),
-            cfg,
-            spark=spark,
-            lake_root=str(Path(lake).resolve()) if apply else str(Path(lake)),
-            access_log=access_log,
-            apply=apply,
-            problems=problems,
-            pool=pool,
-        )
-    except ValueError as exc:
-        if "access log" in str(exc):
-            raise InputError(str(exc)) from exc
-        raise
-
-
 def rebuild(
     table: Annotated[str, typer.Argument(help="Name of a deleted table (as in deletion_plan.parquet).")],
     plan: Annotated[Path, typer.Option("--plan", help="Output folder of `sift contain`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet, or .csv).")],
 ) -> None:
     """Rebuild a deleted table exactly (same schema, values and row order) from its kept container."""
-    from sift.dedup.containment.run import original_file, rebuild_table, write_table
+    from sift.dedup.containment.api import original_file, rebuild_table, write_table
     from sift.pipelines.core.errors import InputError, check_output_file
 
     check_output_file(output, (".parquet", ".csv"))

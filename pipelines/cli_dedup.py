@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt
+
 console = Console(stderr=True)
 out = Console()
-
-
-def input_fingerprint(uri: str) -> str:
-    """Identity of an input for resuming: every file's path, size and modification time."""
-    from sift.pipelines.core.lake import list_input_files
-
-    fs, paths, fmt = list_input_files(uri)
-    h = hashlib.sha256(fmt.encode())
-    for p in paths:
-        info = fs.info(p)
-        h.update(f"{p}\0{info.get('size')}\0{info.get('mtime', info.get('LastModified', ''))}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def dedup(
     input: Annotated[
         str, typer.Argument(help="Documents: Parquet, JSONL(.gz/.zst), CSV or Arrow; file or folder.")
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder of the run.")],
-    engine: Annotated[str | None, typer.Option("--engine", help="polars (default) or spark.")] = None,
-    spark_master: Annotated[
-        str | None,
-        typer.Option("--spark-master", help="Spark master: local[*], spark://host:7077 or sc://..."),
-    ] = None,
+    output: OutputOpt,
+    engine: EngineOpt = None,
+    spark_master: MasterOpt = None,
     scope: Annotated[
         str | None, typer.Option("--scope", help="global (one index over all sources) or local (per source).")
     ] = None,
@@ -56,9 +41,7 @@ def dedup(
         typer.Option("--source-priority", help="Comma-separated sources, preferred first, for survivors."),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the hash functions.")] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML config file (its dedup table).")
-    ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Remove exact and near-duplicate documents (character 13-gram Jaccard, MinHash LSH).
 
@@ -70,14 +53,16 @@ def dedup(
 
     lean_start()
     from sift import dedup as dedup_pkg
-    from sift.pipelines.config import engine_choice, load_config
+    from sift.pipelines.cli_options import engine_name, stage_config, stage_engine
     from sift.pipelines.core.errors import InputError, check_output_folder
     from sift.pipelines.core.lake import Fields, input_files, iter_documents, skipped_files_line
+    from sift.pipelines.core.stage import input_fingerprint
     from sift.pipelines.ingest import refuse_if_all_rejected
     from sift.pipelines.progress import terminal_progress
+    from sift.pipelines.stages import DedupConfig
 
     check_output_folder(output)
-    name, master = engine_choice(engine, spark_master)
+    name, master = engine_name(engine, spark_master)
     for flag, value, allowed in (
         ("--scope", scope, ("global", "local")),
         ("--mode", mode, ("verified", "slimpajama")),
@@ -85,8 +70,8 @@ def dedup(
         if value is not None and value not in allowed:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=flag)
     priority = [s.strip() for s in source_priority.split(",") if s.strip()] if source_priority else None
-    cfg = load_config(
-        "dedup",
+    cfg = stage_config(
+        DedupConfig,
         {"scope": scope, "mode": mode, "threshold": threshold, "source_priority": priority, "seed": seed},
         file=config,
     )
@@ -98,22 +83,19 @@ def dedup(
             id_field=id_field,
             text_field=text_field,
             source_field=source_field,
-            batch_rows=cfg.batch_rows,  # type: ignore[attr-defined]
+            batch_rows=cfg.batch_rows,
         ),
         input,
         Fields(id=id_field, text=text_field, source=source_field),
     )
-    spark = None
-    if name == "spark":
-        from sift.pipelines.core.engines import get_spark
-
-        spark = get_spark(master)
+    runtime = stage_engine(name, master)
     try:
+        # the documents read here, with the fields the flags name (the stage's second door: documents already read)
         with terminal_progress(console):  # a line per phase on a terminal
-            stats = dedup_pkg.run(docs, cfg, output, engine=name, spark=spark, input_fingerprint=fingerprint)
+            stats = dedup_pkg.run(docs, cfg, output, runtime, input_fingerprint=fingerprint)
     except UnicodeDecodeError as exc:
         raise InputError(f"{input}: {exc}") from exc
-    table = Table(title=f"sift dedup ({cfg.mode}, {cfg.scope}): {stats['rows_in']} rows in -> {output}")  # type: ignore[attr-defined]
+    table = Table(title=f"sift dedup ({cfg.mode}, {cfg.scope}): {stats['rows_in']} rows in -> {output}")
     for col in ("source", "documents", "kept", "too_short", "exact_duplicate", "near_duplicate"):
         table.add_column(col, justify="left" if col == "source" else "right")
     for src, v in stats["per_source"].items():
@@ -130,7 +112,7 @@ def dedup(
     skipped = skipped_files_line(input_files(input).skipped)
     if skipped:
         out.print(skipped, markup=False, highlight=False, soft_wrap=True)
-    if spark is None:
+    if name == "polars":
         from sift.pipelines.fastexit import request
 
         request()

@@ -6,6 +6,7 @@ import dagster as dg
 
 from sift.assets import containment, raw
 from sift.assets import dedup as dedup_assets
+from sift.pipelines import stages  # noqa: F401  (registers every stage's config: pipelines/stages.py)
 from sift.pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
 
 ASSETS = [*raw.ASSETS, *containment.ASSETS, *dedup_assets.ASSETS]

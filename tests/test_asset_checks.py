@@ -114,7 +114,8 @@ def test_raw_check_fails_and_blocks_downstream(
 def _dedup_lake(tmp_path: Path) -> Path:
     """A lake with raw documents (two exact duplicates among them) and a real dedup run folder."""
     from sift import dedup
-    from sift.pipelines.config import load_config
+    from sift.dedup.config import DedupConfig
+    from sift.pipelines.core.config import load_config
 
     lake = tmp_path / "lake"
     (lake / "raw_documents").mkdir(parents=True)
@@ -128,7 +129,7 @@ def _dedup_lake(tmp_path: Path) -> Path:
         }
     )
     pq.write_table(docs, lake / "raw_documents" / f"{SOURCE}.parquet")
-    cfg = load_config("dedup")
+    cfg = load_config(DedupConfig)
     dedup.run(docs.to_batches(), cfg, str(lake / "dedup" / "run"), engine="polars", input_fingerprint="t")
     removed = pq.read_table(lake / "dedup" / "run" / "removed.parquet")
     assert removed.num_rows == 2 and removed.column("duplicate_of").null_count == 0
@@ -207,7 +208,7 @@ def _tables_lake(tmp_path: Path) -> Path:
 
 def _plan_then(monkeypatch: pytest.MonkeyPatch, after: Callable[[str], None]) -> None:
     """Patch the plan step so that `after(output_dir)` changes the world once the plan is written."""
-    import sift.dedup.containment.run as run
+    import sift.dedup.containment.api as run
 
     real = run.plan_and_write
 

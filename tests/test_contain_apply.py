@@ -21,9 +21,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-import sift.dedup.containment.run as run
+import sift.dedup.containment.api as run
+from sift.dedup.containment.api import rebuild_table, run_contain
 from sift.dedup.containment.config import ContainConfig
-from sift.dedup.containment.run import rebuild_table, run_contain
 from sift.pipelines.core.lake.tables import discover_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,7 +212,7 @@ def test_interrupted_apply_leaves_recipes_for_what_it_moved(tmp_path, real_docs,
 KILL_RUN = """
 import sys
 from sift.dedup.containment.config import ContainConfig
-from sift.dedup.containment.run import run_contain
+from sift.dedup.containment.api import run_contain
 from sift.pipelines.core.lake.tables import discover_tables
 
 refs, problems = discover_tables(sys.argv[1])

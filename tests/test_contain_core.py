@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pyarrow.types as pt
 import pytest
 
+from sift.dedup.containment.api import rebuild_table, run_contain
 from sift.dedup.containment.config import ContainConfig
-from sift.dedup.containment.run import rebuild_table, run_contain
 from sift.pipelines.core.lake.tables import discover_tables
 
 # ---------------------------------------------------------------------------------------------------------------

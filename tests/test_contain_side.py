@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from test_contain_core import build_lake
 
-from sift.dedup.containment import run as run_module
+from sift.dedup.containment import api as run_module
+from sift.dedup.containment.api import run_contain
 from sift.dedup.containment.config import ContainConfig
 from sift.dedup.containment.graph import read_metadata
-from sift.dedup.containment.run import run_contain
-from sift.dedup.containment.side import call, side_worker
+from sift.dedup.containment.side import call, side_worker, using
 from sift.pipelines.core.lake.tables import discover_tables
 
 OUTPUTS = (
@@ -37,9 +37,9 @@ def lake(tmp_path_factory, real_docs) -> Path:
 def test_metadata_read_on_two_processes_equals_one(lake):
     refs, _ = discover_tables(lake)
     alone = read_metadata(refs)
-    with side_worker() as pool:
+    with side_worker() as pool, using(pool):
         assert pool is not None
-        both = read_metadata(refs, pool=pool)
+        both = read_metadata(refs)
     assert [r.name for r in both[0]] == [r.name for r in alone[0]]
     assert [(s.index, s.name, s.schema, [c.key for c in s.columns]) for s in both[1]] == [
         (s.index, s.name, s.schema, [c.key for c in s.columns]) for s in alone[1]
@@ -52,8 +52,8 @@ def test_run_with_side_worker_writes_identical_files(lake, tmp_path, monkeypatch
     refs, problems = discover_tables(lake)
     run_contain(refs, str(tmp_path / "one"), ContainConfig(), problems=problems)
     monkeypatch.setattr(run_module, "SIDE_MIN_TABLES", 1)  # the test lake is small: use the worker anyway
-    with side_worker() as pool:
-        stats = run_contain(refs, str(tmp_path / "two"), ContainConfig(), problems=problems, pool=pool)
+    with side_worker() as pool, using(pool):
+        stats = run_contain(refs, str(tmp_path / "two"), ContainConfig(), problems=problems)
     assert stats["graph"]["nodes"] > 0
     for name in OUTPUTS:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name

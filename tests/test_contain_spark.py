@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from test_contain_core import brute_force, build_lake, lake_tables
 
+from sift.dedup.containment.api import run_contain
 from sift.dedup.containment.config import ContainConfig
-from sift.dedup.containment.run import run_contain
 from sift.pipelines.core.lake.tables import discover_tables
 
 SMALL = {

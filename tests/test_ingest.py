@@ -74,16 +74,17 @@ def test_cli_version_and_help(sift_cli) -> None:
 
 
 def test_config_show_layers_toml_env_and_flags(tmp_path: Path, sift_cli, monkeypatch) -> None:
-    from sift.pipelines.config import ConfigError, load_config
+    from sift.pipelines.core.config import ConfigError, load_config
+    from sift.pipelines.ingest.config import IngestConfig
 
     toml = tmp_path / "sift.toml"
     toml.write_text('[ingest]\nid_field = "doc_id"\ntext_field = "body"\n')
     monkeypatch.setenv("SIFT_INGEST__TEXT_FIELD", "content")
-    cfg = load_config("ingest", {"source_field": "origin"}, file=toml)
+    cfg = load_config(IngestConfig, {"source_field": "origin"}, file=toml)
     assert (cfg.id_field, cfg.text_field, cfg.source_field) == ("doc_id", "content", "origin")
     monkeypatch.setenv("SIFT_INGEST__BATCH_ROWS", "-1")
     with pytest.raises(ConfigError, match=r"\[ingest\] batch_rows = '-1' \(environment\)"):
-        load_config("ingest", file=toml)
+        load_config(IngestConfig, file=toml)
     monkeypatch.delenv("SIFT_INGEST__BATCH_ROWS")
     proc = sift_cli("config", "show", "--config", str(toml))
     assert proc.returncode == 0

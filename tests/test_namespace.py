@@ -86,7 +86,7 @@ def test_installed_wheel_runs_beside_a_user_project_with_its_own_assets_pipeline
 
 def test_importing_the_dedup_stage_imports_neither_dagster_nor_typer() -> None:
     code = (
-        "import sys, sift.dedup, sift.dedup.api, sift.dedup.containment.run, sift.dedup.engines.polars;"
+        "import sys, sift.dedup, sift.dedup.api, sift.dedup.containment.api, sift.dedup.engines.polars;"
         "print(sorted(m for m in ('dagster', 'typer', 'rich') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sift.pipelines.core.config import StageConfig
 
 
-class ContainConfig(BaseModel):
+class ContainConfig(StageConfig, stage="contain"):
     """Settings of `sift contain` (containment + deletion plan)."""
-
-    # an unknown key is a typo that would otherwise run with the default; NaN/inf pass no range check
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     engine: Literal["polars", "spark"] = Field("polars", description="engine of the content check")
     case_insensitive: bool = Field(False, description="match column names ignoring case")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ import pyarrow as pa
 from sift.dedup.containment.config import ContainConfig
 from sift.dedup.containment.content import ContentCheck, Edge, evidence_json
 from sift.dedup.containment.schema import TableSchema, column_infos, schema_graph
-from sift.dedup.containment.side import LATER, share, warm
+from sift.dedup.containment.side import LATER, current, share, warm
 from sift.dedup.containment.stats import TableStats, prune_reason, table_stats
 from sift.dedup.containment.tables import TableRef, forget_csv, read_schema, read_table
 
@@ -111,15 +110,15 @@ def read_metadata(
     *,
     cache_dir: str | None = None,
     problems: list[dict] | None = None,
-    pool: Executor | None = None,
 ) -> tuple[list[TableRef], list[TableSchema], list[TableStats], list[dict]]:
     """Schemas and statistics of every readable table (sorted by name); unreadable ones become problems.
 
-    With `pool` (a side worker process), the tables are shared out with it in chunks; the result is the same as
-    reading them all here."""
+    With a side worker process (the runtime's current one, side.current()), the tables are shared out with it in
+    chunks; the result is the same as reading them all here."""
     config = config or ContainConfig()
     problems = list(problems or [])
     ordered = sorted(refs, key=lambda r: r.name)
+    pool = current()
     parts = share(pool, functools.partial(_metadata_part, config=config, cache_dir=cache_dir), ordered)
     warm(pool, LATER)
     good: list[TableRef] = []
@@ -143,16 +142,13 @@ def find_containment(
     cache_dir: str | None = None,
     problems: list[dict] | None = None,
     engine_factory: Any = None,
-    pool: Executor | None = None,
 ) -> ContainmentResult:
-    """Every exact containment A <= B among the tables (see the package docstring for the definition).
-    `pool`: an optional side worker process that shares the tables' metadata reads."""
+    """Every exact containment A <= B among the tables (see the package docstring for the definition). The
+    runtime's side worker, when there is one (side.current()), shares the tables' metadata reads."""
     config = config or ContainConfig()
     forget_csv()  # a CSV parsed by an earlier run may have been rewritten since
     t0 = time.perf_counter()
-    good, schemas, tstats, problems = read_metadata(
-        refs, config, cache_dir=cache_dir, problems=problems, pool=pool
-    )
+    good, schemas, tstats, problems = read_metadata(refs, config, cache_dir=cache_dir, problems=problems)
     t1 = time.perf_counter()
 
     pairs, s1 = schema_graph(schemas)

@@ -28,6 +28,21 @@ META_COLUMNS = ["_row", "id", "source", "length", "nbytes", "nchars", "nshingles
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float64())])
 
 
+def warm_up(config: DedupConfig) -> None:
+    """Run the facts kernels once on two tiny documents: numba loads its cached machine code and starts its
+    threads on the first call, which then overlaps the first shard's parse instead of delaying its facts (the
+    runtime calls this on its worker thread: `PolarsEngine.warm`)."""
+    tiny = pa.record_batch(
+        {
+            "_row": pa.array([0, 1], pa.int64()),
+            "id": pa.array(["a", "b"]),
+            "source": pa.array(["s", "s"]),
+            "text": pa.array(["warm up the facts kernels once", "Warm up, the facts kernels once!"]),
+        }
+    )
+    kernels.facts_batch(tiny, config)
+
+
 def facts_for_shard(work: WorkDir, i: int, table: pa.Table, config: DedupConfig) -> None:
     path = work.facts_shard(i)
     if work.done(path):

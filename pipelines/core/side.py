@@ -5,6 +5,10 @@ otherwise serialise with the main process's work run there.
 The worker is spawned, never forked: Polars' and Arrow's thread pools do not survive a fork. It is started before
 the main process imports the heavy modules and warms up (imports) meanwhile, so its start costs no wall time.
 Only the standard library is imported here.
+
+The worker is the runtime's, never a parameter of an algorithm function: whoever runs a stage (the `sift` command,
+through `PolarsEngine(side_workers=True)` in core/stage.py) makes it the current side worker with `using(pool)`,
+and the stage's functions that can share work ask for `current()` (None: do everything in this process).
 """
 
 from __future__ import annotations
@@ -17,9 +21,27 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_current: ContextVar[Executor | None] = ContextVar("sift_side_worker", default=None)
+
+
+def current() -> Executor | None:
+    """The side worker the runtime set for this run (`using`), or None."""
+    return _current.get()
+
+
+@contextmanager
+def using(pool: Executor | None) -> Iterator[None]:
+    """Make `pool` the current side worker inside the block (None: none), restoring the previous one after."""
+    token = _current.set(pool)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def call(pool: Executor | None, fn: Callable[..., T], *args: Any) -> Callable[[], T]:

@@ -1,5 +1,11 @@
 """Typed configuration, one model per stage, read the same way by the CLI, the Dagster assets and the tests.
 
+A stage's model subclasses `StageConfig` and names its stage once, in its class statement
+(`class DedupConfig(StageConfig, stage="dedup")`): defining the class registers it, and `load_config(DedupConfig)`
+returns a `DedupConfig`. The core knows a stage only once its config module has been imported; the `sift` command
+and the Dagster Definitions import every installed stage (pipelines/stages.py), so their checks of TOML tables and
+environment variables, and `sift config show`, see every stage.
+
 Precedence, lowest first: the model's defaults (which follow the papers) < a TOML file (`sift.toml` in the working
 directory, or `SIFT_CONFIG`, or `--config`), one table per stage (`[ingest]`, `[dedup]`, ...) < environment variables
 `SIFT_<STAGE>__<FIELD>` (e.g. `SIFT_DEDUP__THRESHOLD=0.85`) < CLI flags or Dagster run config.
@@ -13,7 +19,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import annotated_types
 import pydantic
@@ -26,54 +32,42 @@ class ConfigError(ValueError):
     """A configuration value that does not validate; the message says where it came from."""
 
 
-class LakeConfig(BaseModel):
-    """Where the lake lives and which engine runs the plans."""
+_STAGES: dict[str, type[StageConfig]] = {}
 
+
+class StageConfig(BaseModel):
+    """Base of every stage's config model: unknown keys and non-finite numbers (NaN, inf) are refused, and a
+    subclass that names its stage (`class XConfig(StageConfig, stage="x")`) is registered under that name: its
+    TOML table `[x]`, its environment variables `SIFT_X__<FIELD>` and its section of `sift config show`."""
+
+    # an unknown key is a typo that would otherwise run with the default; NaN/inf pass no range check
     model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    stage: ClassVar[str] = ""
+
+    def __init_subclass__(cls, stage: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if stage is not None:
+            cls.stage = stage
+            _STAGES[stage] = cls
+
+
+C = TypeVar("C", bound=StageConfig)
+
+
+def stages() -> dict[str, type[StageConfig]]:
+    """The registered stages by name, in the order their config models were defined."""
+    return dict(_STAGES)
+
+
+class LakeConfig(StageConfig, stage="lake"):
+    """Where the lake lives and which engine runs the plans."""
 
     root: str = Field(".sift/lake", description="Lake root: a local folder or any fsspec URL.")
     engine: Literal["polars", "spark"] = Field("polars", description="Engine for the plans: polars or spark.")
     spark_master: str | None = Field(
         None, description="Spark master: local[*], spark://host:7077 or sc://host:15002 (default local[*])."
     )
-
-
-class IngestConfig(BaseModel):
-    """How raw inputs map onto the documents contract."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    id_field: str = Field("id", description="Input field holding the record id.")
-    text_field: str = Field("text", description="Input field holding the text.")
-    source_field: str = Field("source", description="Input field holding the source name.")
-    default_source: str | None = Field(
-        None, description="Source for records without one (default: the input file's name)."
-    )
-    batch_rows: int = Field(65536, gt=0, description="Rows per streamed batch.")
-
-
-STAGES: dict[str, type[BaseModel]] = {"lake": LakeConfig, "ingest": IngestConfig}
-
-
-def register_stage(name: str, model: type[BaseModel]) -> None:
-    """Make a stage's config model known to `load_config` and `sift config show`."""
-    STAGES[name] = model
-
-
-def _register_algorithm_stages() -> None:
-    """Algorithm packages own their config models; register those that are installed."""
-    import importlib
-
-    for stage, module, attr in (
-        ("dedup", "sift.dedup.config", "DedupConfig"),
-        ("contain", "sift.dedup.containment.config", "ContainConfig"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
-        if hasattr(mod, attr):
-            register_stage(stage, getattr(mod, attr))
 
 
 def config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -101,14 +95,14 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
 
 def _check_stages(path: Path | None, data: dict[str, Any]) -> None:
     """A TOML table or `SIFT_<STAGE>__<FIELD>` variable for a stage that does not exist is a typo, not a no-op."""
-    known = ", ".join(f"[{s}]" for s in STAGES)
+    known = ", ".join(f"[{s}]" for s in _STAGES)
     for name in data:
-        if name not in STAGES:
+        if name not in _STAGES:
             raise ConfigError(f"{path}: unknown table [{name}] (stages: {known})")
     for key in os.environ:
         if key.startswith("SIFT_") and "__" in key:
             name = key[len("SIFT_") :].split("__", 1)[0].lower()
-            if name not in STAGES:
+            if name not in _STAGES:
                 raise ConfigError(f"{key}: unknown stage '{name}' (stages: {known})")
 
 
@@ -127,13 +121,12 @@ def _env_values(stage: str, model: type[BaseModel]) -> dict[str, Any]:
 
 
 def load_config(
-    stage: str, overrides: dict[str, Any] | None = None, *, file: str | os.PathLike[str] | None = None
-) -> BaseModel:
+    model: type[C], overrides: dict[str, Any] | None = None, *, file: str | os.PathLike[str] | None = None
+) -> C:
     """The effective config of one stage: defaults < TOML < environment < overrides (None values ignored)."""
-    _register_algorithm_stages()
-    if stage not in STAGES:
-        raise ConfigError(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
-    model = STAGES[stage]
+    stage = model.stage
+    if _STAGES.get(stage) is not model:
+        raise ConfigError(f"{model.__name__} is not a registered stage config (stages: {', '.join(_STAGES)})")
     path = config_file(file)
     toml = _read_toml(path)
     _check_stages(path, toml)
@@ -213,17 +206,16 @@ def _allowed(info: pydantic.fields.FieldInfo | None) -> str:
 
 
 def effective_config(file: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Every stage's effective config, for `sift config show`."""
-    _register_algorithm_stages()
-    return {stage: load_config(stage, file=file).model_dump(mode="json") for stage in STAGES}
+    """Every registered stage's effective config, for `sift config show`."""
+    return {stage: load_config(model, file=file).model_dump(mode="json") for stage, model in stages().items()}
 
 
 def engine_choice(engine: str | None, spark_master: str | None) -> tuple[str, str | None]:
     """Resolve the engine and master from flags over config; a spark master implies the Spark engine."""
-    lake = load_config("lake", {"engine": engine, "spark_master": spark_master})
-    name = lake.engine  # type: ignore[attr-defined]
+    lake = load_config(LakeConfig, {"engine": engine, "spark_master": spark_master})
+    name: str = lake.engine
     if spark_master and engine is None:
         name = "spark"
     if name not in ENGINES:
         raise ConfigError(f"unknown engine {name!r}")
-    return name, lake.spark_master  # type: ignore[attr-defined]
+    return name, lake.spark_master

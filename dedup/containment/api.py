@@ -23,7 +23,6 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any
 
 import pyarrow as pa
@@ -46,7 +45,7 @@ from sift.dedup.containment.recipes import (
 )
 from sift.dedup.containment.report import draw_graph
 from sift.dedup.containment.schema import ColumnInfo, TableSchema
-from sift.dedup.containment.side import SIDE_MIN_TABLES, call, share
+from sift.dedup.containment.side import SIDE_MIN_TABLES, call, current, share, using
 from sift.dedup.containment.stats import TableStats, stats_rows
 from sift.dedup.containment.tables import TableRef, forget_csv, read_table
 
@@ -128,10 +127,9 @@ def build_recipes(
     plan: dict,
     config: ContainConfig,
     engine: PolarsEngine | None = None,
-    pool: Executor | None = None,
 ) -> dict[int, dict]:
-    """A verified-or-failed recipe for every planned deletion (row mapping from the fingerprints). With `pool`
-    (a side worker) the recipes are shared out with it: it reads its tables itself, this process uses the
+    """A verified-or-failed recipe for every planned deletion (row mapping from the fingerprints). With a side
+    worker (side.current()) the recipes are shared out with it: it reads its tables itself, this process uses the
     engine's cached ones."""
     engine = engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
     items = []
@@ -144,7 +142,7 @@ def build_recipes(
     def local(part: list[tuple]) -> list[dict]:
         return [_recipe(item, engine.table(item[0]), engine.table(item[1])) for item in part]
 
-    recipes = share(pool, _recipes, items, local=local)
+    recipes = share(current(), _recipes, items, local=local)
     return {item[0]: rec for item, rec in zip(items, recipes, strict=True)}
 
 
@@ -159,19 +157,33 @@ def run_contain(
     apply: bool = False,
     problems: list[dict] | None = None,
     run_id: str | None = None,
-    pool: Executor | None = None,
 ) -> dict:
     """Find containment, plan deletions, write every output; optionally apply the plan. Returns stats.json.
 
-    `pool`: a side worker (side.side_worker, as `sift contain` starts one) sharing the metadata reads and the
-    recipes, solving the plan and drawing the graph, on lakes of SIDE_MIN_TABLES tables or more (Polars engine).
-    Outputs are the same."""
+    The runtime's side worker, when there is one (side.current(); `sift contain` starts one), shares the metadata
+    reads and the recipes, solves the plan and draws the graph, on lakes of SIDE_MIN_TABLES tables or more (Polars
+    engine). Outputs are the same."""
     config = config or ContainConfig()
     os.makedirs(output_dir, exist_ok=True)
     if access_log:
         read_access_log(access_log)  # fail on a bad log before the long work
-    if spark is not None or len(refs) < SIDE_MIN_TABLES:
-        pool = None  # a small lake is done before the worker would help; a Spark run has its cluster
+    # a small lake is done before the worker would help; a Spark run has its cluster
+    pool = current() if spark is None and len(refs) >= SIDE_MIN_TABLES else None
+    with using(pool):
+        return _run_contain(refs, output_dir, config, spark, lake_root, access_log, apply, problems, run_id)
+
+
+def _run_contain(
+    refs: list[TableRef],
+    output_dir: str,
+    config: ContainConfig,
+    spark: Any,
+    lake_root: str | None,
+    access_log: str | None,
+    apply: bool,
+    problems: list[dict] | None,
+    run_id: str | None,
+) -> dict:
     try:  # find_containment starts with no parsed CSV kept; none is kept past the run
         PROGRESS.info(
             "contain: containment (%d tables: schema graph, min-max pruning, content check)", len(refs)
@@ -182,7 +194,6 @@ def run_contain(
             spark=spark,
             cache_dir=os.path.join(output_dir, "cache", "csv_stats"),
             problems=problems,
-            pool=pool,
         )
         PROGRESS.info("contain: plan, recipes and outputs (%d containment pairs)", len(result.edges))
         return plan_and_write(
@@ -193,7 +204,6 @@ def run_contain(
             access_log=access_log,
             apply=apply,
             run_id=run_id,
-            pool=pool,
         )
     finally:
         forget_csv()
@@ -257,10 +267,10 @@ def plan_and_write(
     access_log: str | None = None,
     apply: bool = False,
     run_id: str | None = None,
-    pool: Executor | None = None,
 ) -> dict:
     """Plan deletions for a containment result, build and verify recipes, write every output, optionally apply.
-    `pool`: an optional side worker process that solves the plan and draws the graph meanwhile."""
+    The runtime's side worker, when there is one (side.current()), solves the plan and draws the graph
+    meanwhile."""
     config = config or ContainConfig()
     os.makedirs(output_dir, exist_ok=True)
     t0 = time.perf_counter()
@@ -290,15 +300,16 @@ def plan_and_write(
     cache: dict[tuple[int, int], dict] = {}
     recipe_s = 0.0
     recipe_engine = result.engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
+    pool = current()
     planned = call(pool, choose, all_edges, names, nbytes, freq)
-    graph = start_graph(result, output_dir, pool)
+    graph = start_graph(result, output_dir)
     rounds = 0
     for _ in range(20):
         rounds += 1
         plan, plan_info = planned()
         tr = time.perf_counter()
         todo = {t: e for t, e in plan.items() if (t, e.container) not in cache}
-        for t, rec in build_recipes(result, todo, config, recipe_engine, pool).items():
+        for t, rec in build_recipes(result, todo, config, recipe_engine).items():
             cache[(t, todo[t].container)] = rec
         recipe_s += time.perf_counter() - tr
         bad = {(t, e.container) for t, e in plan.items() if not cache[(t, e.container)].get("verified")}
@@ -436,13 +447,13 @@ def plan_and_write(
     return stats
 
 
-def start_graph(result: ContainmentResult, output_dir: str, pool: Executor | None) -> Callable[[], dict]:
+def start_graph(result: ContainmentResult, output_dir: str) -> Callable[[], dict]:
     """Write containment.parquet and start drawing the graph (on the side worker if there is one); the returned
     callable waits for the drawing and gives the graph's counts."""
     os.makedirs(output_dir, exist_ok=True)
     _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
     groups, node_edges = _graph_nodes(result)
-    return call(pool, _draw, groups, node_edges, os.path.join(output_dir, "containment_graph.png"))
+    return call(current(), _draw, groups, node_edges, os.path.join(output_dir, "containment_graph.png"))
 
 
 def _draw(groups: dict[str, int], node_edges: set[tuple[str, str]], path: str) -> dict:

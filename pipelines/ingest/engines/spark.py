@@ -1,30 +1,16 @@
-"""Ingest: raw inputs -> the documents contract plus a quarantine, on Polars (embedded) or Spark.
-
-Both plans share the kernels of the lake readers (`sift.pipelines.core.lake`: per-record parsing and validation),
-so they accept and reject the same rows with the same messages. The Polars plan streams batches on one machine; the Spark plan parses files in
-parallel through `mapInArrow` and settles repeated ids with a window over the whole input (first by file, then row).
-Outputs are sorted by (file, row) before they are written, so both engines write the same bytes.
-
-An input of which no record is accepted, every one quarantined for the same reason (most often records whose
-fields have other names than the options say), is refused with one line naming the reason, the keys seen and the
-flags to use, rather than ingested into an empty table.
-"""
+"""Ingest's Spark plan: files parsed in parallel by the lake's kernel inside `mapInArrow`; repeated ids settled by a
+window over the whole input (first by file, then row); the same per-batch tables as the Polars plan rebuilt on the
+driver, so both engines write the same bytes."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from sift.pipelines.core import atomic
-from sift.pipelines.core.errors import InputError
 from sift.pipelines.core.lake import (
-    DOC_SCHEMA,
     QUARANTINE_SCHEMA,
     Batch,
     Fields,
@@ -32,79 +18,11 @@ from sift.pipelines.core.lake import (
     default_source_for,
     extras_table,
     ingest_stats,
-    input_files,
-    iter_documents,
     list_input_files,
     normalise_source,
     parse_file,
-    write_table,
 )
-
-Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    id_field: str = "id"
-    text_field: str = "text"
-    # None: the records carry no source; every document's source is `default_source` (a record's own `source`
-    # field is then kept as an ordinary column, `source_input`)
-    source_field: str | None = "source"
-    default_source: str | None = None
-    batch_rows: int = 65536
-
-
-def _canonical(docs: pa.Table, quarantine: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """Fixed column order and types, quarantine sorted by (file, row): the same bytes from every engine."""
-    base = ["id", "source", "text"]
-    docs = docs.select(base + sorted(c for c in docs.column_names if c not in base))
-    docs = docs.cast(pa.schema([docs.schema.field(c) for c in docs.column_names]))
-    quarantine = quarantine.cast(QUARANTINE_SCHEMA).sort_by([("file", "ascending"), ("row", "ascending")])
-    return docs, quarantine
-
-
-def ingest_polars(uri: str, options: IngestOptions, progress: Progress | None = None) -> IngestResult:
-    """The embedded plan: stream batches through the kernels; Polars puts the accepted rows together."""
-    docs_parts: list[pa.Table] = []
-    q_parts: list[pa.Table] = []
-    for part in iter_documents(
-        uri,
-        id_field=options.id_field,
-        text_field=options.text_field,
-        source_field=options.source_field,
-        default_source=options.default_source,
-        batch_rows=options.batch_rows,
-    ):
-        docs_parts.append(part.documents)
-        q_parts.append(part.quarantine)
-        if progress:
-            progress(part.documents.num_rows + part.quarantine.num_rows)
-    docs = _concat_documents(docs_parts)
-    quarantine = pa.concat_tables(q_parts) if q_parts else QUARANTINE_SCHEMA.empty_table()
-    docs, quarantine = _canonical(docs, quarantine)
-    return IngestResult(docs, quarantine, ingest_stats(docs, quarantine))
-
-
-def _concat_documents(parts: list[pa.Table]) -> pa.Table:
-    """The documents of every batch, in order, as one table: Polars settles the column types across batches (a
-    column missing or all null in one batch takes its type from the others). Both engines end here, with the same
-    per-batch tables, so they write the same columns and types."""
-    import polars as pl  # here, so that `sift dedup` can import this module without loading Polars early
-
-    if not parts:
-        return DOC_SCHEMA.empty_table()
-    docs = pl.concat([pl.from_arrow(p) for p in parts], how="diagonal_relaxed").to_arrow()  # type: ignore[misc]
-    return docs.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in docs.schema]))
-
-
-def _plain(t: pa.DataType) -> pa.DataType:
-    """Polars hands strings back as large/view strings; the lake stores plain `string`."""
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return pa.string()
-    if pa.types.is_large_list(t):
-        return pa.list_(_plain(t.value_type))
-    return t
-
+from sift.pipelines.ingest.documents import IngestOptions, Progress, canonical, concat_documents
 
 # Rows the Spark kernel hands back. A record row (`table` null) is an accepted record (error null) or a rejected
 # one; `batch` numbers the reader's batches within a file and `pos` is an accepted record's place among the
@@ -209,13 +127,17 @@ def _spark_parse_kernel(fields: Fields, fmt: str, files: dict[str, tuple[int, st
 def ingest_spark(
     uri: str, options: IngestOptions, master: str | None = None, progress: Progress | None = None
 ) -> IngestResult:
+    """The cluster plan on the process's Spark session on `master` (started on first use)."""
+    from sift.pipelines.core.engines import get_spark
+
+    return plan(get_spark(master), uri, options, progress)
+
+
+def plan(spark: Any, uri: str, options: IngestOptions, progress: Progress | None = None) -> IngestResult:
     """The cluster plan: files parsed in parallel by the shared kernel; repeated ids settled by a window."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from sift.pipelines.core.engines import get_spark
-
-    spark = get_spark(master)
     fs, paths, fmt = list_input_files(uri)
     root = fs._strip_protocol(str(uri)) if hasattr(fs, "_strip_protocol") else str(uri)
     files: dict[str, tuple[int, str, str]] = {}
@@ -256,7 +178,7 @@ def ingest_spark(
         for m in markers.orderBy("file_index", "batch").toArrow().to_pylist()
     }
 
-    docs = _concat_documents(_batch_documents(kept, tables))
+    docs = concat_documents(_batch_documents(kept, tables))
     dup_rows = dups.to_pylist()
     dup_table = pa.table(
         {
@@ -276,7 +198,7 @@ def ingest_spark(
         schema=QUARANTINE_SCHEMA,
     )
     quarantine = pa.concat_tables([rejected.cast(QUARANTINE_SCHEMA), dup_table])
-    docs, quarantine = _canonical(docs, quarantine)
+    docs, quarantine = canonical(docs, quarantine)
     if progress:
         progress(docs.num_rows + quarantine.num_rows)
     return IngestResult(docs, quarantine, ingest_stats(docs, quarantine))
@@ -334,134 +256,3 @@ def _spark_schema(spark):
     types = {"file_index": IntegerType(), "batch": IntegerType(), "pos": LongType(), "row": LongType()}
     types["table"] = BinaryType()
     return StructType([StructField(f.name, types.get(f.name, StringType()), True) for f in _SPARK_ROW_SCHEMA])
-
-
-class _Rejections:
-    """Watches an ingest's outcome: when no record was accepted and every one failed for the same reason, the
-    input was most likely read with the wrong options (say other field names), so the run stops with one line
-    that names the reason, the keys the records hold and the flags to use, instead of an empty table."""
-
-    SAMPLE = 1000  # payloads looked at for the keys the records hold
-
-    def __init__(self, fields: Fields) -> None:
-        self.fields = fields
-        self.documents = 0
-        self.quarantined = 0
-        self.kinds: set[str] = set()
-        self.first: tuple[str, int, str] | None = None
-        self.records: list[dict[str, Any]] = []
-
-    def add(self, documents: int, quarantine: pa.Table) -> None:
-        self.documents += documents
-        self.quarantined += quarantine.num_rows
-        if self.documents or len(self.kinds) > 1 or not quarantine.num_rows:
-            return  # the run goes on: no need for the details
-        files, rows = quarantine.column("file").to_pylist(), quarantine.column("row").to_pylist()
-        errors = quarantine.column("error").to_pylist()
-        self.kinds.update(e.split(":")[0] for e in errors)
-        if self.first is None:
-            self.first = (files[0], rows[0], errors[0])
-        for payload in quarantine.column("payload").to_pylist()[: self.SAMPLE - len(self.records)]:
-            try:
-                rec = json.loads(payload)
-            except (TypeError, ValueError):
-                continue
-            if isinstance(rec, dict):
-                self.records.append(rec)
-
-    def check(self, uri: str) -> None:
-        """Raise `InputError` when every record was rejected for one reason."""
-        if self.documents or not self.quarantined or len(self.kinds) != 1 or self.first is None:
-            return
-        file, row, error = self.first
-        n = self.quarantined
-        line = (
-            f"{uri}: {'all ' + str(n) + ' records were' if n > 1 else 'the only record was'} quarantined, "
-            f"each for: {next(iter(self.kinds))} (first at {file} row {row}: {error})"
-        )
-        keys = sorted({k for rec in self.records for k in rec})
-        if keys:
-            line += f"; keys seen: {', '.join(keys)}"
-            flags = self._flags(keys)
-            if flags:
-                line += f"; read them with {flags}"
-        raise InputError(line)
-
-    def _flags(self, keys: list[str]) -> str:
-        """`--id-field X --text-field Y` for the required fields the records lack, X and Y guessed from them."""
-        flags = []
-        taken = {self.fields.id, self.fields.text}
-        if self.fields.id not in keys:
-            ids = [k for k in keys if k not in taken and k.lower().endswith("id")]
-            ids.sort(key=lambda k: not k.lower().endswith(("_id", "-id")))  # doc_id before, say, uuid
-            flags.append(f"--id-field {ids[0] if ids else 'NAME'}")
-            taken.update(ids[:1])
-        if self.fields.text not in keys:
-            size: dict[str, int] = {}
-            for rec in self.records:
-                for k, v in rec.items():
-                    if isinstance(v, str) and k not in taken:
-                        size[k] = size.get(k, 0) + len(v)
-            longest = max(sorted(size), key=size.__getitem__) if size else "NAME"
-            flags.append(f"--text-field {longest}")
-        return " ".join(flags)
-
-
-def refuse_if_all_rejected(parts: Iterable[IngestResult], uri: str, fields: Fields) -> Iterator[IngestResult]:
-    """Pass ingest batches through; at the end, raise `InputError` if no record was accepted and every one failed
-    for the same reason (see `_Rejections`). For readers of `iter_documents` that stream (`sift dedup`)."""
-    seen = _Rejections(fields)
-    for part in parts:
-        seen.add(part.documents.num_rows, part.quarantine)
-        yield part
-    seen.check(uri)
-
-
-def ingest(
-    uri: str,
-    options: IngestOptions,
-    *,
-    engine: str = "polars",
-    spark_master: str | None = None,
-    progress: Progress | None = None,
-) -> IngestResult:
-    """Ingest `uri` with the chosen engine, in memory.
-
-    Raises `InputError` when no record was accepted and every one failed for the same reason (say, records whose
-    fields have other names than the options give): one line with the reason, the keys seen and the flags to use.
-    """
-    if engine == "spark":
-        result = ingest_spark(uri, options, spark_master, progress)
-    else:
-        result = ingest_polars(uri, options, progress)
-    seen = _Rejections(Fields(id=options.id_field, text=options.text_field, source=options.source_field))
-    seen.add(result.documents.num_rows, result.quarantine)
-    seen.check(str(uri))
-    return result
-
-
-def run_ingest(
-    uri: str,
-    output: str | Path,
-    options: IngestOptions,
-    *,
-    engine: str = "polars",
-    spark_master: str | None = None,
-    progress: Progress | None = None,
-) -> IngestResult:
-    """Ingest `uri` with the chosen engine and write documents.parquet, quarantine.parquet and stats.json."""
-    start = time.perf_counter()
-    result = ingest(uri, options, engine=engine, spark_master=spark_master, progress=progress)
-    out = Path(output)
-    write_table(result.documents, out / "documents.parquet")
-    write_table(result.quarantine, out / "quarantine.parquet")
-    result.stats.update(
-        {
-            "input": str(uri),
-            "skipped_files": input_files(uri).skipped,
-            "engine": engine,
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-    )
-    atomic.write_json(result.stats, out / "stats.json", default=str)
-    return result

@@ -1,0 +1,1 @@
+"""Ingest's engine plans: polars.py (embedded) and spark.py (cluster)."""
