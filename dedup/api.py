@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from sift.dedup.config import DedupConfig
 from sift.dedup.outputs import finalize, remove_outputs
-from sift.dedup.work import WorkDir, phase, remove_tmp_files, spill, write_json_atomic
+from sift.dedup.work import WorkDir, phase, spill
+from sift.pipelines.core.atomic import remove_tmp_files, write_json
 from sift.pipelines.core.locks import output_lock
 from sift.pipelines.core.stage import Engine, PolarsEngine, SparkEngine
 from sift.pipelines.core.stage import input_fingerprint as uri_fingerprint
@@ -153,7 +154,7 @@ def _run(
     stats = finalize(work, decisions, out, config, phases)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    write_json_atomic(
+    write_json(
         {"engine": engine.name, "seconds": {k: round(v, 4) for k, v in timings.items()}}, out / "timings.json"
     )
     if not config.keep_work:

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from sift.dedup.config import DedupConfig
 from sift.dedup.plots import cluster_histogram
-from sift.dedup.work import WorkDir, kill_point, tmp_name, write_json_atomic
+from sift.dedup.work import WorkDir
+from sift.pipelines.core.atomic import atomic_path, write_json, write_parquet, write_text
 from sift.pipelines.core.lake import QUARANTINE_SCHEMA
 
 OUTPUT_COMPRESSION = "zstd"
@@ -77,10 +78,7 @@ def remove_outputs(output_dir: Path) -> list[str]:
 
 
 def _write(table: pa.Table, path: Path) -> None:
-    tmp = tmp_name(path)
-    pq.write_table(table.combine_chunks(), tmp, compression=OUTPUT_COMPRESSION, row_group_size=ROW_GROUP_ROWS)
-    kill_point(path)
-    os.replace(tmp, path)
+    write_parquet(table.combine_chunks(), path, compression=OUTPUT_COMPRESSION, row_group_size=ROW_GROUP_ROWS)
 
 
 def _unified_schema(work: WorkDir, paths: list[Path]) -> pa.Schema:
@@ -124,17 +122,19 @@ def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path, text_bytes: int
     schema = _unified_schema(work, shards)
     average = text_bytes // max(int(kept_mask.sum()), 1)
     page_rows = min(ROW_GROUP_ROWS, max(1, PAGE_BYTES // max(average, 1)))
-    tmp = tmp_name(path)
     pending: list[pa.Table] = []
     pending_rows = 0
-    with pq.ParquetWriter(
-        tmp,
-        schema,
-        compression=OUTPUT_COMPRESSION,
-        use_dictionary=False,
-        data_page_size=1 << 40,
-        max_rows_per_page=page_rows,
-    ) as writer:
+    with (
+        atomic_path(path) as tmp,
+        pq.ParquetWriter(
+            tmp,
+            schema,
+            compression=OUTPUT_COMPRESSION,
+            use_dictionary=False,
+            data_page_size=1 << 40,
+            max_rows_per_page=page_rows,
+        ) as writer,
+    ):
         for shard, (first, rows) in zip(shards, work.shard_rows(), strict=True):
             mask = kept_mask[first : first + rows]
             if not mask.any():
@@ -150,8 +150,6 @@ def write_kept(work: WorkDir, kept_mask: np.ndarray, path: Path, text_bytes: int
                 pending, pending_rows = [rest], rest.num_rows
         if pending_rows:
             writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
-    kill_point(path)
-    os.replace(tmp, path)
 
 
 def read_quarantine(work: WorkDir) -> pa.Table:
@@ -301,7 +299,6 @@ def finalize(
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)
     quarantine = read_quarantine(work)
     stats = compute_stats(decisions, quarantine, config, phases)
-    kill_point(out / "cluster_sizes.png")  # (before it is drawn: plots.py writes it atomically)
     cluster_histogram(stats, out / "cluster_sizes.png")  # Pillow: ~0.1 s
     write_kept(work, kept, out / "kept.parquet", stats["bytes_kept"])
     removed = decisions.filter(pc.invert(decisions.column("kept")))
@@ -309,9 +306,6 @@ def finalize(
     clusters = decisions.filter(pc.is_valid(decisions.column("cluster_id")))
     _write(clusters.select(CLUSTERS_SCHEMA.names).cast(CLUSTERS_SCHEMA), out / "clusters.parquet")
     _write(quarantine, out / "quarantine.parquet")
-    write_json_atomic(stats, out / "stats.json")
-    tmp = tmp_name(out / "report.md")
-    tmp.write_text(report_markdown(stats))
-    kill_point(out / "report.md")
-    os.replace(tmp, out / "report.md")
+    write_json(stats, out / "stats.json")
+    write_text(report_markdown(stats), out / "report.md")
     return stats

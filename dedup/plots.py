@@ -8,9 +8,10 @@ over each bar when there are few. The same stats give the same PNG bytes.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from sift.pipelines.core.atomic import atomic_path
 
 BAR = (59, 110, 165)
 INK = (34, 34, 34)
@@ -79,6 +80,5 @@ def cluster_histogram(stats: dict[str, Any], path: Path) -> None:
     _text(ImageDraw.Draw(label), (60 * SCALE, 10 * SCALE), "clusters", 12, "mm")
     rotated = label.rotate(90, expand=True)
     img.paste(rotated, (4 * SCALE, int((y0 + y1) / 2 - rotated.height / 2)))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    img.save(tmp, format="PNG", optimize=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG", optimize=False)

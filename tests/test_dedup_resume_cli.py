@@ -2,7 +2,7 @@
 contract (exit codes, outputs, record accounting).
 
 Issue 9: the run is killed in every phase, not only while the facts are computed: the test-only hook
-SIFT_TEST_KILL_AT=<file> (dedup.work.kill_point) SIGKILLs `sift dedup` just before that file of the run is put in
+SIFT_TEST_KILL_AT=<file> (pipelines/core/atomic.py, kill_point) SIGKILLs `sift dedup` just before that file of the run is put in
 place: an input shard, a facts shard's marker, the candidate and verified edge tables and their markers, the end
 of the components phase and each output file, on the Polars engine and on local Spark.
 """

@@ -48,6 +48,7 @@ from sift.dedup.containment.schema import ColumnInfo, TableSchema
 from sift.dedup.containment.side import SIDE_MIN_TABLES, call, current, share, using
 from sift.dedup.containment.stats import TableStats, stats_rows
 from sift.dedup.containment.tables import TableRef, forget_csv, read_table
+from sift.pipelines.core.atomic import atomic_path, write_bytes, write_parquet, write_text
 
 PROGRESS = logging.getLogger("sift.contain")  # one line per phase (pipelines/progress.py shows it)
 
@@ -68,19 +69,6 @@ PLAN_SCHEMA = pa.schema(
     ]
 )
 SKIPPED_SCHEMA = pa.schema([("table", pa.string()), ("path", pa.string()), ("error", pa.string())])
-
-
-def _atomic_parquet(table: pa.Table, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_text(text: str, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def read_access_log(path: str) -> dict[str, float]:
@@ -231,7 +219,7 @@ def save_result(result: ContainmentResult, path: str) -> None:
         "problems": result.problems,
         "steps": result.steps,
     }
-    _atomic_text(json.dumps(doc, default=str, sort_keys=True), path)
+    write_text(json.dumps(doc, default=str, sort_keys=True), path)
 
 
 def load_result(path: str) -> ContainmentResult:
@@ -381,16 +369,16 @@ def plan_and_write(
         applied = apply_info["applied"]
     t4 = time.perf_counter()
 
-    _atomic_parquet(
+    write_parquet(
         pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), os.path.join(output_dir, "deletion_plan.parquet")
     )
     recipe_rows = [r for _t, r in sorted(recipes.items()) if "schema" in r]
-    _atomic_parquet(
+    write_parquet(
         pa.Table.from_pylist(recipe_rows, schema=RECIPE_SCHEMA), os.path.join(output_dir, "recipes.parquet")
     )
     srows = [r for i, n in enumerate(names) for r in stats_rows(n, result.schemas[i], result.stats[i])]
-    _atomic_parquet(pa.Table.from_pylist(srows), os.path.join(output_dir, "table_statistics.parquet"))
-    _atomic_parquet(
+    write_parquet(pa.Table.from_pylist(srows), os.path.join(output_dir, "table_statistics.parquet"))
+    write_parquet(
         pa.Table.from_pylist(
             [
                 {"table": p.get("table"), "path": p.get("path"), "error": p.get("error")}
@@ -400,7 +388,7 @@ def plan_and_write(
         ),
         os.path.join(output_dir, "skipped.parquet"),
     )
-    _atomic_text(
+    write_text(
         json.dumps([r.to_dict() for r in result.refs], indent=1), os.path.join(output_dir, "tables.json")
     )
 
@@ -438,10 +426,10 @@ def plan_and_write(
             "total_s": result.steps.get("seconds", 0.0) + time.perf_counter() - t0,
         },
     }
-    _atomic_text(
+    write_text(
         json.dumps(stats, indent=1, default=str, sort_keys=True), os.path.join(output_dir, "stats.json")
     )
-    _atomic_text(render_report(stats, rows, result), os.path.join(output_dir, "report.md"))
+    write_text(render_report(stats, rows, result), os.path.join(output_dir, "report.md"))
     if apply_info is not None:
         finish_apply(apply_info)
     return stats
@@ -451,7 +439,7 @@ def start_graph(result: ContainmentResult, output_dir: str) -> Callable[[], dict
     """Write containment.parquet and start drawing the graph (on the side worker if there is one); the returned
     callable waits for the drawing and gives the graph's counts."""
     os.makedirs(output_dir, exist_ok=True)
-    _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
+    write_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
     groups, node_edges = _graph_nodes(result)
     return call(current(), _draw, groups, node_edges, os.path.join(output_dir, "containment_graph.png"))
 
@@ -477,7 +465,7 @@ def _graph_nodes(result: ContainmentResult) -> tuple[dict[str, int], set[tuple[s
 def write_graph(result: ContainmentResult, output_dir: str) -> dict:
     """containment.parquet and containment_graph.png (collapsed identical tables, transitive reduction)."""
     os.makedirs(output_dir, exist_ok=True)
-    _atomic_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
+    write_parquet(result.table(), os.path.join(output_dir, "containment.parquet"))
     groups, node_edges = _graph_nodes(result)
     return _draw(groups, node_edges, os.path.join(output_dir, "containment_graph.png"))
 
@@ -538,16 +526,13 @@ def original_file(plan_dir: str, table: str) -> bytes | None:
 def write_table(table: pa.Table, path: str, original: bytes | None = None) -> None:
     """Write a rebuilt table (CSV when the path ends in .csv, else Parquet), atomically. A CSV is written as
     `original` (the deleted CSV's own text, from `original_file`) when given, so it comes back byte for byte."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
     if path.endswith(".csv") and original is not None:
-        with open(tmp, "wb") as f:
-            f.write(original)
+        write_bytes(original, path)
     elif path.endswith(".csv"):
-        pacsv.write_csv(table, tmp)
+        with atomic_path(path) as tmp:
+            pacsv.write_csv(table, tmp)
     else:
-        pq.write_table(table, tmp)
-    os.replace(tmp, path)
+        write_parquet(table, path)
 
 
 __all__ = ["original_file", "rebuild_table", "read_access_log", "run_contain", "write_table"]

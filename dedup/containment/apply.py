@@ -33,11 +33,11 @@ import pyarrow.parquet as pq
 
 from sift.dedup.containment.recipes import RECIPE_SCHEMA, file_signatures, table_checksum, verify
 from sift.dedup.containment.tables import TableRef, forget_csv, read_table
+from sift.pipelines.core.atomic import KILL_ENV, write_parquet
 from sift.pipelines.core.errors import InputError
 
 TRASH = ".sift_trash"
 RECORD = "_sift_apply"  # hidden from discovery (a leading `_`), inside each trash run folder
-KILL_ENV = "SIFT_TEST_KILL_AT"
 APPLY_SCHEMA = pa.schema([*RECIPE_SCHEMA, ("source", pa.string()), ("trash_path", pa.string())])
 
 
@@ -45,25 +45,6 @@ def kill_point(step: str) -> None:
     """Die here, as a SIGKILL would, when the tests ask for it (see the module docstring)."""
     if os.environ.get(KILL_ENV) == step:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def durable_parquet(table: pa.Table, path: str) -> None:
-    """Write atomically and fsync the file and its folder: on disk before anything depends on it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path))
 
 
 class Journal:
@@ -217,9 +198,9 @@ def apply_plan(
         schema=APPLY_SCHEMA,
     )
     os.makedirs(os.path.join(applies, run), exist_ok=True)
-    durable_parquet(record, os.path.join(applies, run, "recipes.parquet"))
+    write_parquet(record, os.path.join(applies, run, "recipes.parquet"), durable=True)
     if todo:
-        durable_parquet(record, os.path.join(trash, RECORD, "recipes.parquet"))
+        write_parquet(record, os.path.join(trash, RECORD, "recipes.parquet"), durable=True)
     journal = Journal(os.path.join(applies, run, "journal.jsonl"))
     journal.write("records", lake=root, tables=len(todo))
     kill_point("records")

@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.types as pt
 
 from sift.dedup.containment.schema import BIN, BOOL, DEC, NULL, NUM, STR, TIME
+from sift.pipelines.core.hashing import GOLDEN, mix64_array
 
-NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
+NULL_HASH = GOLDEN  # the hash of a NULL value (any fixed value would do)
 _TWO63 = 2.0**63
 
 
@@ -148,8 +149,6 @@ def canonical(arr: pa.Array | pa.ChunkedArray, klass: str) -> Canon:
     return Canon(valid, blobs=_python_blobs(arr, lambda v: repr(v).encode()))
 
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _WORD_STEP = 0x632BE59BD9B4E019
 _BYTES_M = np.uint64(0x9FB21C651E98DF25)
 _BYTES_END = np.uint64(0xD6E8FEB86659FD93)
@@ -164,16 +163,6 @@ _NUMPY_WORDS_WITH_NUMBA = 64
 _BLOCK_CELLS = 32_768  # values normalised and hashed per call by canon_hashes
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser on a uint64 array (wrapping arithmetic), in place: pass a fresh temporary."""
-    x ^= x >> np.uint64(30)
-    x *= _M1
-    x ^= x >> np.uint64(27)
-    x *= _M2
-    x ^= x >> np.uint64(31)
-    return x
-
-
 def _hash_words(words: np.ndarray, valid: np.ndarray, seed: np.uint64, null_hash: np.uint64) -> np.ndarray:
     n, k = words.shape
     u = words.view(np.uint64)
@@ -184,9 +173,9 @@ def _hash_words(words: np.ndarray, valid: np.ndarray, seed: np.uint64, null_hash
         col = u[:, j]
         step = np.uint64((_WORD_STEP * (j + 1)) & _MASK64)
         if len(h) == 1 and n > 1 and (col == col[0]).all():
-            h = _mix(h ^ (col[:1] + step))
+            h = mix64_array(h ^ (col[:1] + step))
         else:
-            h = _mix(h ^ (col + step))
+            h = mix64_array(h ^ (col + step))
     if len(h) != n:
         h = np.full(n, h[0], dtype=np.uint64)
     h[~valid] = null_hash
@@ -208,15 +197,15 @@ def _hash_bytes(
     active = np.searchsorted(-words[order], -np.arange(int(words.max()) if len(words) else 0), side="left")
     for i, count in enumerate(active.tolist()):  # the i-th full 8-byte word of every row that has one
         rows = order[:count]
-        h[rows] = _mix(h[rows] ^ word_at[start[rows] + 8 * i]) * _BYTES_M
+        h[rows] = mix64_array(h[rows] ^ word_at[start[rows] + 8 * i]) * _BYTES_M
     tail = word_at[start + 8 * words] & _TAIL_MASK[length - 8 * words]  # the last 0-7 bytes
-    out = _mix(h ^ tail ^ _BYTES_END)
+    out = mix64_array(h ^ tail ^ _BYTES_END)
     out[~valid] = null_hash
     return out
 
 
 def _fold(acc: np.ndarray, col: np.ndarray) -> np.ndarray:
-    return _mix(acc * _FOLD_M + col)
+    return mix64_array(acc * _FOLD_M + col)
 
 
 def _blob_buffers(blobs: pa.Array) -> tuple[np.ndarray, np.ndarray]:

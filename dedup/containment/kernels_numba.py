@@ -10,15 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-
-@numba.njit(cache=True)
-def _mix(x):
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
+from sift.pipelines.core.hashing_numba import mix64
 
 
 @numba.njit(cache=True)
@@ -31,7 +23,7 @@ def _hash_words(words, valid, seed, null_hash):
             continue
         h = seed
         for j in range(k):
-            h = _mix(h ^ np.uint64(words[i, j]) + np.uint64(0x632BE59BD9B4E019) * np.uint64(j + 1))
+            h = mix64(h ^ np.uint64(words[i, j]) + np.uint64(0x632BE59BD9B4E019) * np.uint64(j + 1))
         out[i] = h
     return out
 
@@ -53,7 +45,7 @@ def _hash_bytes(offsets, data, valid, seed, null_hash):
             w = np.uint64(0)
             for b in range(8):
                 w |= np.uint64(data[p + b]) << np.uint64(8 * b)
-            h = _mix(h ^ w) * m
+            h = mix64(h ^ w) * m
             p += 8
         w = np.uint64(0)
         b = 0
@@ -61,7 +53,7 @@ def _hash_bytes(offsets, data, valid, seed, null_hash):
             w |= np.uint64(data[p]) << np.uint64(8 * b)
             p += 1
             b += 1
-        out[i] = _mix(h ^ w ^ np.uint64(0xD6E8FEB86659FD93))
+        out[i] = mix64(h ^ w ^ np.uint64(0xD6E8FEB86659FD93))
     return out
 
 
@@ -69,5 +61,5 @@ def _hash_bytes(offsets, data, valid, seed, null_hash):
 def _fold(acc, col):
     out = np.empty(acc.shape[0], dtype=np.uint64)
     for i in range(acc.shape[0]):
-        out[i] = _mix(acc[i] * np.uint64(0xC2B2AE3D27D4EB4F) + col[i])
+        out[i] = mix64(acc[i] * np.uint64(0xC2B2AE3D27D4EB4F) + col[i])
     return out

@@ -7,6 +7,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from sift.pipelines.core.atomic import atomic_path
+
 
 def transitive_reduction(nodes: list[str], edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Edges a->c for which no b gives a->b->c (the graph is a DAG over collapsed nodes)."""
@@ -97,7 +99,6 @@ def draw_graph(nodes: dict[str, int], edges: set[tuple[str, str]], path: str, ti
     ax.set_ylim(-0.6, (max(by_level) if by_level else 0) + 0.7)
     ax.axis("off")
     fig.tight_layout()
-    fig.savefig(
-        path, dpi=110, pil_kwargs={"compress_level": 1}
-    )  # fast zlib level: large graphs encode slowly
+    with atomic_path(path) as tmp:  # fast zlib level: large graphs encode slowly
+        fig.savefig(tmp, format="png", dpi=110, pil_kwargs={"compress_level": 1})
     return len(reduced)

@@ -31,6 +31,7 @@ import pyarrow.types as pt
 from sift.dedup.containment.kernels import canonical
 from sift.dedup.containment.schema import BIN, BOOL, DEC, NUM, STR, TIME, TableSchema
 from sift.dedup.containment.tables import TableRef, parquet_metadata, read_table
+from sift.pipelines.core.atomic import write_text
 
 _BOUNDED = (NUM, BOOL, STR, TIME, BIN, DEC)
 
@@ -291,11 +292,7 @@ def table_stats(
             text = json.dumps({"schema_version": STATS_SCHEMA_VERSION, "stats": st.to_json()})
         except TypeError:  # a value the cache cannot hold: computed again next time
             return st
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = key + f".{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, key)
+        write_text(text, key)
     return st
 
 

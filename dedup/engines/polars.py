@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 from sift.dedup import kernels
 from sift.dedup.config import DedupConfig
 from sift.dedup.plan import assemble, priority_rank
-from sift.dedup.work import WorkDir, phase, read_work_table, write_parquet_atomic, write_work_table
+from sift.dedup.work import WorkDir, phase
+from sift.pipelines.core.workdir import read_work_table, write_work_parquet, write_work_table
 
 META_COLUMNS = ["_row", "id", "source", "length", "nbytes", "nchars", "nshingles", "h1", "h2"]
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float64())])
@@ -244,7 +245,7 @@ def run(work: WorkDir, config: DedupConfig, timings: dict[str, float]) -> tuple[
         a, b = cand.column("a").to_numpy(), cand.column("b").to_numpy()
     else:
         a, b = candidate_edges(fact_paths, meta, rank, nodes, config)
-        write_parquet_atomic(pa.table({"a": a, "b": b}), cand_path)
+        write_work_parquet(pa.table({"a": a, "b": b}), cand_path)
         work.mark(cand_path)
     timings["candidates"] = time.perf_counter() - t
     phases: dict[str, Any] = {"candidate_edges": int(a.size)}
@@ -258,7 +259,7 @@ def run(work: WorkDir, config: DedupConfig, timings: dict[str, float]) -> tuple[
         else:
             sim = verify_edges(work, fact_paths, a, b, config)
             sim_col = pa.array(sim, mask=np.isnan(sim))
-            write_parquet_atomic(
+            write_work_parquet(
                 pa.table({"a": a, "b": b, "similarity": sim_col}, schema=EDGE_SCHEMA), edge_path
             )
             work.mark(edge_path)

@@ -5,8 +5,8 @@ Pure functions over Arrow arrays and numpy arrays; no engine, no Dagster. Both e
 
 - `normalise.py`: NFC, lower case, punctuation stripped, whitespace collapsed (`normalise`), from the
   per-code-point table of `chartable.py`.
-- `shingles.py`: character (or word) n-gram shingles as 64-bit rolling hashes of mixed tokens (`hashing.py`: the
-  splitmix64 mix, UTF-8 decoding, seeds).
+- `shingles.py`: character (or word) n-gram shingles as 64-bit rolling hashes of mixed tokens (`hashing.py`: UTF-8
+  decoding, seeds; the splitmix64 mix is the runtime core's, pipelines/core/hashing_numba.py).
 - `signatures.py`: per-document facts (`document_facts`, `facts_batch`): exact hashes, MinHash or one-permutation
   signatures, LSH band keys; `signature_agreement` for the prefilter of verified mode.
 - `jaccard.py`: exact Jaccard of candidate pairs (`jaccard_texts`, `jaccard_pairs`, `shingle_sets`, `jaccard_edges`).

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sift.pipelines.core.atomic import atomic_path
+
 _CLASS_TABLE: np.ndarray | None = None
 _PUNCT_ASCII, _PUNCT, _SPACE, _NFC_MAYBE = 1, 2, 4, 8
 
@@ -91,9 +93,8 @@ def _char_classes() -> np.ndarray:
     table = (classes | (lower << 8)).astype(np.int32)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, table)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, table)
     except OSError:
         pass
     _CLASS_TABLE = table

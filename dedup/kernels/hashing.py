@@ -1,8 +1,8 @@
-"""Hash primitives of SlimPajama near-duplicate dedup (SlimPajama-DC, section 2): the 64-bit mixing function every
-shingle, signature and band key is built from, UTF-8 decoding for the numba loops, and the seeds of the hash
-functions.
+"""Hash primitives of SlimPajama near-duplicate dedup (SlimPajama-DC, section 2): UTF-8 decoding for the numba loops,
+the seeds of the hash functions, and the constants of the rolling hash. The 64-bit mixing function every shingle,
+signature and band key is built from is the runtime core's `splitmix64` (pipelines/core/hashing_numba.py), a
+bijection of uint64 (a permutation for MinHash: `splitmix64(x ^ seed)`).
 
-- `_mix`: the splitmix64 finaliser, a bijection of uint64 (a permutation for MinHash: `_mix(x ^ seed)`).
 - `_decode`: one UTF-8 code point from a byte buffer.
 - `_seeds`: odd 64-bit seeds drawn from a seed and a salt (permutations, band keys).
 """
@@ -12,20 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _POLY = np.uint64(0x100000001B3 * 2 + 0x5BD1E995 * 2 + 1)  # odd multiplier of the rolling polynomial hash
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-@nb.njit(inline="always", cache=True)
-def _mix(x: np.uint64) -> np.uint64:
-    """splitmix64 finaliser: a bijection of uint64 with good avalanche."""
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
 
 
 @nb.njit(inline="always", cache=True)

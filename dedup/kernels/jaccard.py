@@ -14,9 +14,11 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
-from sift.dedup.kernels.hashing import _GOLDEN, _POLY, _decode, _mix
+from sift.dedup.kernels.hashing import _POLY, _decode
 from sift.dedup.kernels.normalise import _sources, _text_of, string_buffers
 from sift.dedup.kernels.shingles import _ascii_tokens, _doc_shingles
+from sift.pipelines.core.hashing import GOLDEN
+from sift.pipelines.core.hashing_numba import splitmix64
 
 
 @nb.njit(cache=True)
@@ -131,7 +133,7 @@ def _set_contains(keys: np.ndarray, mask: int, h: np.uint64) -> bool:
 @nb.njit(inline="always", cache=True)
 def _nonzero(h: np.uint64) -> np.uint64:
     """Shingle hash as a set key: 0 marks empty slots, so the hash 0 (probability 2^-64) takes another value."""
-    return h if h != 0 else _GOLDEN
+    return h if h != 0 else GOLDEN
 
 
 @nb.njit(inline="always", cache=True)
@@ -173,15 +175,15 @@ def _char_set(src, s, e, ngram, seed, asc, keys, mask) -> int:
             i += 1
         else:
             cp, ln = _decode(src, i)
-            t = _mix(np.uint64(cp) ^ seed)
+            t = splitmix64(np.uint64(cp) ^ seed)
             i += ln
         gone = ring[(n - ngram) & 63] if n >= ngram else np.uint64(0)
         h = h * _POLY + (t - gone * top)
         ring[n & 63] = t
         n += 1
-        if n >= ngram and _set_insert(keys, mask, _nonzero(_mix(h ^ mixed_n))):
+        if n >= ngram and _set_insert(keys, mask, _nonzero(splitmix64(h ^ mixed_n))):
             u += 1
-    if 0 < n < ngram and _set_insert(keys, mask, _nonzero(_mix(h ^ np.uint64(n)))):
+    if 0 < n < ngram and _set_insert(keys, mask, _nonzero(splitmix64(h ^ np.uint64(n)))):
         u += 1
     return u
 
@@ -214,20 +216,20 @@ def _char_probe(src, s, e, ngram, seed, asc, keys, mask, keys_a, mask_a, na, thr
             i += 1
         else:
             cp, ln = _decode(src, i)
-            t = _mix(np.uint64(cp) ^ seed)
+            t = splitmix64(np.uint64(cp) ^ seed)
             i += ln
         gone = ring[(n - ngram) & 63] if n >= ngram else np.uint64(0)
         h = h * _POLY + (t - gone * top)
         ring[n & 63] = t
         n += 1
         if n >= ngram:
-            v = _nonzero(_mix(h ^ mixed_n))
+            v = _nonzero(splitmix64(h ^ mixed_n))
             if _set_insert(keys, mask, v):
                 u += 1
                 if _set_contains(keys_a, mask_a, v):
                     inter += 1
     if 0 < n < ngram:
-        v = _nonzero(_mix(h ^ np.uint64(n)))
+        v = _nonzero(splitmix64(h ^ np.uint64(n)))
         if _set_insert(keys, mask, v):
             u += 1
             if _set_contains(keys_a, mask_a, v):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from sift.dedup.kernels.hashing import _POLY, _decode, _mix
+from sift.dedup.kernels.hashing import _POLY, _decode
+from sift.pipelines.core.hashing_numba import splitmix64
 
 
 @nb.njit(cache=True)
@@ -19,7 +20,7 @@ def _ascii_tokens(seed: np.uint64) -> np.ndarray:
     """The token value of each ASCII code point (a lookup instead of a mix for most characters)."""
     out = np.empty(128, np.uint64)
     for cp in range(128):
-        out[cp] = _mix(np.uint64(cp) ^ seed)
+        out[cp] = splitmix64(np.uint64(cp) ^ seed)
     return out
 
 
@@ -45,7 +46,7 @@ def _tokens(data, start, end, word, seed, out, asc) -> int:
                 i += 1
                 continue
             cp, ln = _decode(data, i)
-            out[n] = _mix(np.uint64(cp) ^ seed)
+            out[n] = splitmix64(np.uint64(cp) ^ seed)
             n += 1
             i += ln
         return n
@@ -55,7 +56,7 @@ def _tokens(data, start, end, word, seed, out, asc) -> int:
         b = data[i]
         if b == 32:
             if inword:
-                out[n] = _mix(h ^ seed)
+                out[n] = splitmix64(h ^ seed)
                 n += 1
                 inword = False
                 h = np.uint64(0)
@@ -64,7 +65,7 @@ def _tokens(data, start, end, word, seed, out, asc) -> int:
             inword = True
         i += 1
     if inword:
-        out[n] = _mix(h ^ seed)
+        out[n] = splitmix64(h ^ seed)
         n += 1
     return n
 
@@ -78,7 +79,7 @@ def _window_hashes(tok: np.ndarray, ntok: int, ngram: int, out: np.ndarray) -> i
         h = np.uint64(0)
         for j in range(ntok):
             h = h * _POLY + tok[j]
-        out[0] = _mix(h ^ np.uint64(ntok))
+        out[0] = splitmix64(h ^ np.uint64(ntok))
         return 1
     top = np.uint64(1)
     for _ in range(ngram - 1):
@@ -86,11 +87,11 @@ def _window_hashes(tok: np.ndarray, ntok: int, ngram: int, out: np.ndarray) -> i
     h = np.uint64(0)
     for j in range(ngram):
         h = h * _POLY + tok[j]
-    out[0] = _mix(h ^ np.uint64(ngram))
+    out[0] = splitmix64(h ^ np.uint64(ngram))
     n = 1
     for j in range(ngram, ntok):
         h = (h - tok[j - ngram] * top) * _POLY + tok[j]
-        out[n] = _mix(h ^ np.uint64(ngram))
+        out[n] = splitmix64(h ^ np.uint64(ngram))
         n += 1
     return n
 

@@ -16,9 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sift.dedup.kernels.hashing import _EMPTY, _M1, _M2, _POLY, _decode, _mix, _seeds
+from sift.dedup.kernels.hashing import _EMPTY, _POLY, _decode, _seeds
 from sift.dedup.kernels.normalise import _chunk_bounds, _sources, _text_of
 from sift.dedup.kernels.shingles import _ascii_tokens, _tokens, _window_hashes
+from sift.pipelines.core.hashing import M1, M2
+from sift.pipelines.core.hashing_numba import splitmix64
 
 
 @nb.njit(cache=True)
@@ -26,25 +28,25 @@ def _exact_hash(data: np.ndarray, start: int, end: int, seed: np.uint64) -> tupl
     """Two independent 64-bit hashes of a byte range (128 bits against accidental exact-duplicate collisions),
     eight bytes (one little-endian word) per step, the tail byte by byte."""
     h1 = np.uint64(0xCBF29CE484222325) ^ seed
-    h2 = _mix(seed ^ np.uint64(0x5851F42D4C957F2D))
+    h2 = splitmix64(seed ^ np.uint64(0x5851F42D4C957F2D))
     i = start
     while i + 8 <= end:
         w = np.uint64(0)
         for q in range(8):
             w |= np.uint64(data[i + q]) << np.uint64(8 * q)
-        h1 = (h1 ^ w) * _M2
+        h1 = (h1 ^ w) * M2
         h1 = h1 ^ (h1 >> np.uint64(31))
-        h2 = (h2 + w + np.uint64(1)) * _M1
+        h2 = (h2 + w + np.uint64(1)) * M1
         h2 = h2 ^ (h2 >> np.uint64(29))
         i += 8
     while i < end:
         b = np.uint64(data[i])
         h1 = (h1 ^ b) * np.uint64(0x100000001B3)
-        h2 = (h2 + b + np.uint64(1)) * _M1
+        h2 = (h2 + b + np.uint64(1)) * M1
         h2 = h2 ^ (h2 >> np.uint64(29))
         i += 1
     n = np.uint64(end - start)
-    return _mix(h1 ^ n), _mix(h2 + n)
+    return splitmix64(h1 ^ n), splitmix64(h2 + n)
 
 
 @nb.njit(cache=True)
@@ -55,7 +57,7 @@ def _signature_minhash(sh: np.ndarray, n: int, perm_seeds: np.ndarray, sig: np.n
     for j in range(n):
         x = sh[j]
         for p in range(k):
-            v = _mix(x ^ perm_seeds[p])
+            v = splitmix64(x ^ perm_seeds[p])
             if v < sig[p]:
                 sig[p] = v
 
@@ -104,20 +106,20 @@ def _oph_char_fused(src, s, e, ngram, seed, k, asc, sig) -> tuple[int, int]:
             i += 1
         else:
             cp, ln = _decode(src, i)
-            t = _mix(np.uint64(cp) ^ seed)
+            t = splitmix64(np.uint64(cp) ^ seed)
             i += ln
         gone = ring[(n - ngram) & 63] if n >= ngram else np.uint64(0)  # the token leaving the window
         h = h * _POLY + (t - gone * top)  # the subtraction stays off the chain through h
         ring[n & 63] = t
         n += 1
         if n >= ngram:
-            v = _mix(h ^ mixed_n)
+            v = splitmix64(h ^ mixed_n)
             b = int(v >> shift) if shift else int(((v >> np.uint64(32)) * kk) >> np.uint64(32))
             if v < sig[b]:
                 sig[b] = v
             m += 1
     if 0 < n < ngram:  # one window of all tokens
-        v = _mix(h ^ np.uint64(n))
+        v = splitmix64(h ^ np.uint64(n))
         b = int(((v >> np.uint64(32)) * kk) >> np.uint64(32))
         sig[b] = v
         m = 1
@@ -140,9 +142,9 @@ def _densify(sig, k, seed) -> None:
         if orig[p] == _EMPTY:
             attempt = np.uint64(1)
             while True:
-                b = int(_mix(seed ^ (np.uint64(p) << np.uint64(32)) ^ attempt) % kk)
+                b = int(splitmix64(seed ^ (np.uint64(p) << np.uint64(32)) ^ attempt) % kk)
                 if orig[b] != _EMPTY:
-                    sig[p] = orig[b] ^ _mix(np.uint64(attempt))
+                    sig[p] = orig[b] ^ splitmix64(np.uint64(attempt))
                     break
                 attempt += np.uint64(1)
 
@@ -189,7 +191,7 @@ def _facts_one(src, s, e, d, params, tok, sh, sig, asc, out):
     for bb in range(bands):
         key = band_seeds[bb]
         for r in range(rows):
-            key = _mix(key ^ sig[bb * rows + r])
+            key = splitmix64(key ^ sig[bb * rows + r])
         keys[d, bb] = key
     for p in range(k):
         sigs[d, p] = sig[p]

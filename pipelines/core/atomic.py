@@ -48,10 +48,24 @@ def _is_url(path: str | os.PathLike[str]) -> bool:
     return "://" in str(path) and not str(path).startswith("file://")
 
 
+def _fsync(path: str | os.PathLike[str]) -> None:
+    """Flush a file's (or a folder's) data and metadata to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike[str], *, mkdirs: bool = True) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str], *, mkdirs: bool = True, durable: bool = False
+) -> Iterator[Path]:
     """Yield a local temporary path to write; on success it is put in place of `path`, on error removed.
 
+    `durable`: fsync the written file before the rename and its folder after it, so that the file is on disk (not
+    only in the page cache) once this returns; for files that a later step's effects depend on (a power loss must
+    not lose them). Local paths only.
     For an fsspec URL the temporary file is local and then uploaded under a temporary remote name and moved.
     """
     if _is_url(path):
@@ -81,8 +95,12 @@ def atomic_path(path: str | os.PathLike[str], *, mkdirs: bool = True) -> Iterato
     tmp = tmp_name(target)
     try:
         yield tmp
+        if durable:
+            _fsync(tmp)
         kill_point(target)
         os.replace(tmp, target)
+        if durable:
+            _fsync(target.parent)
     finally:
         if tmp.exists() or tmp.is_symlink():
             if tmp.is_dir() and not tmp.is_symlink():
@@ -107,11 +125,13 @@ def write_json(
     write_text(json.dumps(obj, indent=indent, sort_keys=True, default=default) + "\n", path)
 
 
-def write_parquet(table: pa.Table, path: str | os.PathLike[str], **options: Any) -> None:
-    """`pyarrow.parquet.write_table(table, tmp, **options)`, then put in place."""
+def write_parquet(
+    table: pa.Table, path: str | os.PathLike[str], *, durable: bool = False, **options: Any
+) -> None:
+    """`pyarrow.parquet.write_table(table, tmp, **options)`, then put in place (`durable`: see `atomic_path`)."""
     import pyarrow.parquet as pq
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         pq.write_table(table, tmp, **options)
 
 

@@ -24,6 +24,7 @@ from sift.dedup.containment.kernels import (
     fold_fingerprints,
 )
 from sift.dedup.containment.tables import iter_column_batches, read_table, read_tables
+from sift.pipelines.core.hashing import GOLDEN
 
 _WHOLE_TABLE_BYTES = 32 << 20  # tables stored in fewer bytes are read whole (one read for hashes and recipes)
 _AHEAD_TABLES = 64  # tables read (on threads) and hashed (in one batch per type) together ahead of the checks
@@ -210,7 +211,7 @@ class PolarsEngine(ContentEngine):
         return got
 
     def distinct_signature(self, p: Projection) -> tuple[int, int]:
-        digest = int(np.bitwise_xor.reduce(p.uniq * np.uint64(0x9E3779B97F4A7C15))) if len(p.uniq) else 0
+        digest = int(np.bitwise_xor.reduce(p.uniq * GOLDEN)) if len(p.uniq) else 0
         return len(p.uniq), digest
 
     def column_values_missing(self, a: int, b: int, key: str) -> bool:
