@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cached-peer", action="store_true", help="skip the cached brute-force peer")
     parser.add_argument("--repeat", type=int, default=1, help="run sift N times, keep its fastest run")
     parser.add_argument(
-        "--sift", help="command that runs the sift CLI (default: `sift`, else python -m pipelines.cli)"
+        "--sift", help="command that runs the sift CLI (default: `sift`, else python -m sift.pipelines.cli)"
     )
     args, extra = parser.parse_known_args(argv)
     lake = Path(args.lake)
