@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import pyarrow as pa
 
@@ -34,7 +34,7 @@ from sift.pipelines.core.locks import output_lock
 from sift.pipelines.core.stage import Engine, PolarsEngine, SparkEngine
 from sift.pipelines.core.stage import input_fingerprint as uri_fingerprint
 
-Documents = Iterable[Any] | pa.Table | pa.RecordBatch
+Documents: TypeAlias = Iterable[Any] | pa.Table | pa.RecordBatch
 
 
 def work_fingerprint(config: DedupConfig, input_fingerprint: str | None) -> dict[str, Any]:

@@ -297,8 +297,8 @@ def plan_and_write(
         plan, plan_info = planned()
         tr = time.perf_counter()
         todo = {t: e for t, e in plan.items() if (t, e.container) not in cache}
-        for t, rec in build_recipes(result, todo, config, recipe_engine).items():
-            cache[(t, todo[t].container)] = rec
+        for t, built in build_recipes(result, todo, config, recipe_engine).items():
+            cache[(t, todo[t].container)] = built
         recipe_s += time.perf_counter() - tr
         bad = {(t, e.container) for t, e in plan.items() if not cache[(t, e.container)].get("verified")}
         if not bad:
@@ -312,15 +312,15 @@ def plan_and_write(
     t3 = time.perf_counter()
 
     contained_in: dict[int, list[int]] = defaultdict(list)
-    for e in result.edges:
-        contained_in[e.contained].append(e.container)
+    for edge in result.edges:
+        contained_in[edge.contained].append(edge.container)
     used_as_container = {e.container for e in plan.values()}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t, name in enumerate(names):
         storage = config.storage_cost_per_byte * nbytes[t]
         e = plan.get(t)
         rec = recipes.get(t)
-        row = {
+        row: dict[str, Any] = {
             "table": name,
             "action": "keep",
             "reconstruct_from": None,

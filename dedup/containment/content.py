@@ -279,12 +279,12 @@ class ContentCheck:
                 ev = identical_evidence.get((min(a, b), max(a, b)), {})
                 edges.append(Edge(a, b, "identical", {**ev, "group": names[ra]}))
                 continue
-            res = decided.get((ra, rb))
-            if res and res[0]:
-                ev = dict(res[2])
+            found = decided.get((ra, rb))
+            if found and found[0]:
+                ev = dict(found[2])
                 if (ra, rb) != (a, b):
                     ev["decided_on"] = [names[ra], names[rb]]
-                edges.append(Edge(a, b, res[1], ev))
+                edges.append(Edge(a, b, found[1], ev))
         self.stats["contained_pairs"] = len(edges)
         timings = {"identical_s": t1 - t0, "pairs_s": t2 - t1}
         return edges, rep, timings

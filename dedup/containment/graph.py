@@ -128,6 +128,7 @@ def read_metadata(
         if problem is not None:
             problems.append(problem)
             continue
+        assert ts is not None and st is not None  # a table without a problem has its schema and statistics
         good.append(ref)
         schemas.append(TableSchema(len(schemas), ts.name, ts.schema, ts.columns))
         tstats.append(st)

@@ -15,7 +15,7 @@ def transitive_reduction(nodes: list[str], edges: set[tuple[str, str]]) -> set[t
     out: dict[str, set[str]] = defaultdict(set)
     for a, b in edges:
         out[a].add(b)
-    keep = set()
+    keep: set[tuple[str, str]] = set()
     for a, succ in out.items():
         # every node two steps from a (through some b other than a; a self loop b->b is no second step)
         two: set[str] = set()

@@ -75,7 +75,7 @@ def column_infos(schema: pa.Schema, case_insensitive: bool = False) -> list[Colu
     Names that collide ignoring case (`Lp4` and `LP4`) keep their exact names as keys even with
     `case_insensitive`, so they match by exact name and never by position; a name repeated exactly gets `#n`.
     """
-    folded = defaultdict(int)
+    folded: dict[str, int] = defaultdict(int)
     if case_insensitive:
         for f in schema:
             folded[f.name.lower()] += 1

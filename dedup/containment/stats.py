@@ -113,6 +113,7 @@ def _stat_value(v: Any, klass: str, arrow_type: pa.DataType) -> Any:
         try:
             t = arrow_type.value_type if pt.is_dictionary(arrow_type) else arrow_type
             words = canonical(pa.array([v], type=t), TIME).words
+            assert words is not None  # a TIME column normalises to words
             return (int(words[0, 0]), int(words[0, 1]))
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
             return None
@@ -121,7 +122,7 @@ def _stat_value(v: Any, klass: str, arrow_type: pa.DataType) -> Any:
 
 def _exact_strings(created_by: str | None) -> bool:
     # Arrow's writer drops over-long string statistics instead of truncating them.
-    return bool(created_by) and created_by.startswith("parquet-cpp")
+    return created_by is not None and created_by.startswith("parquet-cpp")
 
 
 def parquet_stats(ref: TableRef, ts: TableSchema) -> TableStats:
@@ -259,6 +260,7 @@ def computed_stats(table: pa.Table, ts: TableSchema) -> TableStats:
                     cs.min_lo = cs.min_hi = lo
                     cs.max_lo = cs.max_hi = hi
         else:
+            assert canon.blobs is not None  # a column without words normalises to blobs
             blobs = canon.blobs.filter(pa.array(canon.valid))
             distinct = pc.count_distinct(blobs).as_py() if len(blobs) else 0
             if len(blobs) and c.klass in (STR, BIN):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
@@ -56,7 +56,7 @@ def _read_or_error(ref: TableRef) -> pa.Table | Exception:
 
 def read_tables(
     refs: Sequence[TableRef], window: int = 64
-) -> Iterator[tuple[TableRef, pa.Table | Exception]]:
+) -> Generator[tuple[TableRef, pa.Table | Exception], None, None]:
     """Read whole tables on a few threads, yielded in the given order (a read error is yielded, not raised).
     At most `window` tables are read ahead of the one the caller takes, so the caller's own work on the tables
     it has runs while the next ones are read; a caller that stops early cancels the reads not yet started."""

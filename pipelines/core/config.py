@@ -183,7 +183,8 @@ def _allowed(info: pydantic.fields.FieldInfo | None) -> str:
         kind, fmt = "an integer", str
     else:
         return ""
-    low = high = None
+    low: annotated_types.SupportsGt | annotated_types.SupportsGe | None = None
+    high: annotated_types.SupportsLt | annotated_types.SupportsLe | None = None
     low_open = high_open = False
     for m in info.metadata:
         if isinstance(m, annotated_types.Gt):

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sift.dedup.containment.cache import LRU
 from sift.dedup.containment.engines.base import ContentEngine
 from sift.dedup.containment.kernels import (
+    Canon,
     canon_hashes,
     canon_nbytes,
     canonical,
@@ -148,7 +149,7 @@ class PolarsEngine(ContentEngine):
         s = self.schemas[t]
         parts: list[list[np.ndarray]] = [[] for _ in s.columns]
         batches = 0
-        canons = []
+        canons: list[Canon] = []
         for batch in iter_column_batches(self.refs[t], [c.position for c in s.columns]):
             batches += 1
             canons = []

@@ -158,7 +158,7 @@ class SparkEngine(ContentEngine):
         from pyspark.sql import functions as F
 
         self.prefetch([(t, keys) for a, b, keys, _ in pairs for t in (a, b)])
-        rows = []
+        rows: list[tuple[int, int, int, list[int]]] = []
         for a, b, keys, sample in pairs:
             key = (self.ids[(a, keys)], self.ids[(b, keys)])
             if key in self.pair_results:
