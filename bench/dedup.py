@@ -58,7 +58,11 @@ def sift_command() -> list[str]:
         return [str(script)]
     if shutil.which("sift"):
         return [str(shutil.which("sift"))]
-    return [sys.executable, "-c", "import sys; from sift.pipelines.cli import main; sys.argv[0] = 'sift'; main()"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from sift.pipelines.cli import main; sys.argv[0] = 'sift'; main()",
+    ]
 
 
 def profiled(cmd: list[str], prof: Path) -> list[str]:
