@@ -210,11 +210,9 @@ def _toml_value(value: object) -> str:
     return json.dumps(value)
 
 
-from sift.pipelines.cli_contain import register as register_contain  # noqa: E402
-from sift.pipelines.cli_dedup import register as register_dedup  # noqa: E402
+from sift.pipelines.stages import register_commands  # noqa: E402
 
-register_contain(app)
-register_dedup(app)
+register_commands(app)
 
 
 def print_error(exc: BaseException) -> None:

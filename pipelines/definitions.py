@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sift.assets import containment, raw
-from sift.assets import dedup as dedup_assets
-from sift.pipelines import stages  # noqa: F401  (registers every stage's config: pipelines/stages.py)
 from sift.pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
+from sift.pipelines.stages import assets_and_checks
 
-ASSETS = [*raw.ASSETS, *containment.ASSETS, *dedup_assets.ASSETS]
-CHECKS = [*raw.CHECKS, *containment.CHECKS, *dedup_assets.CHECKS]
+ASSETS, CHECKS = assets_and_checks()
 
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("raw"))
 curate_job = dg.define_asset_job(
