@@ -58,6 +58,8 @@ def raw_documents(
         batch_rows=cfg.batch_rows,
     )
     uri = lake.incoming(source)
+    if engine.name == "spark":
+        engine.spark()  # the session starts with the resource's Spark settings
     result = ingest(uri, options, engine=engine.name, spark_master=engine.spark_master)
 
     docs_path = lake.path("raw_documents", f"{source}.parquet")

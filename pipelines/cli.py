@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt, SparkConfOpt
 
 app = typer.Typer(
     name="sift",
@@ -86,6 +86,7 @@ def ingest(
     output: OutputOpt,
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
+    spark_conf: SparkConfOpt = None,
     id_field: Annotated[str | None, typer.Option(help="Input field holding the record id.")] = None,
     text_field: Annotated[str | None, typer.Option(help="Input field holding the text.")] = None,
     source_field: Annotated[str | None, typer.Option(help="Input field holding the source name.")] = None,
@@ -116,7 +117,7 @@ def ingest(
         file=config,
     )
     name, master = engine_name(engine, spark_master)
-    runtime = stage_engine(name, master)
+    runtime = stage_engine(name, master, spark_conf, config)
     with progress_bar("ingest") as bar:
         task = bar.add_task(f"ingest {input} ({name})", total=None)
         stats = ingest_stage.run(input, cfg, output, runtime, progress=lambda n: bar.advance(task, n))
@@ -207,6 +208,8 @@ def _toml_value(value: object) -> str:
 
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):  # a TOML inline table (`[spark] conf`)
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)
 
 

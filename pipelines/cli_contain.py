@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt, SparkConfOpt
 
 console = Console(stderr=True)
 out = Console()
@@ -21,6 +21,7 @@ def contain(
     output: OutputOpt,
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
+    spark_conf: SparkConfOpt = None,
     case_insensitive: Annotated[
         bool, typer.Option("--case-insensitive", help="Match column names ignoring case.")
     ] = False,
@@ -67,7 +68,7 @@ def contain(
     if access_log is not None and not os.path.exists(access_log):
         raise InputError(f"{access_log}: access log not found")
     # the content check's engine; on Polars a large lake gets a side worker (containment.run starts it)
-    runtime = stage_engine(cfg.engine, master)
+    runtime = stage_engine(cfg.engine, master, spark_conf, config)
     try:
         with terminal_progress(console):  # progress: a line per phase on a terminal
             stats = containment.run(lake, cfg, output, runtime, access_log=access_log, apply=apply)

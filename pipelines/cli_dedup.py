@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt, SparkConfOpt
 
 console = Console(stderr=True)
 out = Console()
@@ -21,6 +21,7 @@ def dedup(
     output: OutputOpt,
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
+    spark_conf: SparkConfOpt = None,
     scope: Annotated[
         str | None, typer.Option("--scope", help="global (one index over all sources) or local (per source).")
     ] = None,
@@ -88,7 +89,7 @@ def dedup(
         input,
         Fields(id=id_field, text=text_field, source=source_field),
     )
-    runtime = stage_engine(name, master)
+    runtime = stage_engine(name, master, spark_conf, config)
     try:
         # the documents read here, with the fields the flags name (the stage's second door: documents already read)
         with terminal_progress(console):  # a line per phase on a terminal

@@ -61,15 +61,19 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class EngineResource(dg.ConfigurableResource):
-    """Which engine runs the plans: `polars` (embedded) or `spark` (local[*], spark://, sc://)."""
+    """Which engine runs the plans: `polars` (embedded) or `spark` (local[*], spark://, sc://), and the Spark
+    settings of its session (`conf`, like `[spark] conf` or `--spark-conf`: over the cluster's
+    `spark-defaults.conf`; Sift's Arrow and UTC settings win)."""
 
     name: str = "polars"
     spark_master: str | None = None
+    conf: dict[str, str] = {}
 
     def spark(self):
+        """The process's Spark session, started on first use with `conf`."""
         from sift.pipelines.core.engines import get_spark
 
-        return get_spark(self.spark_master)
+        return get_spark(self.spark_master, conf=self.conf)
 
 
 def resources_for(env: str | None = None) -> dict[str, dg.ConfigurableResource]:

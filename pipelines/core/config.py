@@ -16,6 +16,7 @@ stage's model forbids unknown keys and non-finite numbers (NaN, inf).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -68,6 +69,58 @@ class LakeConfig(StageConfig, stage="lake"):
     spark_master: str | None = Field(
         None, description="Spark master: local[*], spark://host:7077 or sc://host:15002 (default local[*])."
     )
+
+
+class SparkConfig(StageConfig, stage="spark"):
+    """Spark settings of the sessions Sift starts (runtime, not a stage): they override the cluster's
+    `spark-defaults.conf` and are overridden by `--spark-conf key=value` flags; Sift's own two (Arrow on, UTC) win."""
+
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description='Spark properties, e.g. {"spark.executor.memory" = "8g"} or a [spark.conf] table.',
+    )
+
+    @pydantic.field_validator("conf", mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        """Accept a TOML table (nested by unquoted dotted keys: `spark.sql.x = 3` under `[spark.conf]`), and from
+        the environment (`SIFT_SPARK__CONF`) a JSON object or comma-separated `key=value` pairs; numbers and
+        booleans become the strings Spark reads."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON object ({exc})") from exc
+            else:
+                value = dict(spark_pair(part) for part in text.split(",") if part.strip())
+        if not isinstance(value, dict):
+            return value
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, node: dict[str, Any]) -> None:
+            for key, item in node.items():
+                name = f"{prefix}.{key}" if prefix else str(key)
+                if isinstance(item, dict):
+                    walk(name, item)
+                elif isinstance(item, bool):
+                    flat[name] = "true" if item else "false"
+                elif isinstance(item, int | float):
+                    flat[name] = str(item)
+                else:
+                    flat[name] = item
+
+        walk("", value)
+        return flat
+
+
+def spark_pair(text: str) -> tuple[str, str]:
+    """`key=value` as (key, value), both stripped; anything else is a ValueError saying what is expected."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{text.strip()!r} is not key=value (e.g. spark.executor.memory=8g)")
+    return key.strip(), value.strip()
 
 
 def config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from types import ModuleType
@@ -85,12 +85,19 @@ class SparkEngine(Engine):
         self.session = session
 
 
-def engine_for(name: str, spark_master: str | None = None, *, side_workers: bool = False) -> Engine:
-    """The engine called `name`: Polars, or Spark on `spark_master` (the process's session, started on first use)."""
+def engine_for(
+    name: str,
+    spark_master: str | None = None,
+    *,
+    side_workers: bool = False,
+    spark_conf: Mapping[str, str] | None = None,
+) -> Engine:
+    """The engine called `name`: Polars, or Spark on `spark_master` (the process's session, started on first use
+    with `spark_conf` over the cluster's `spark-defaults.conf`)."""
     if name == "spark":
         from sift.pipelines.core.engines import get_spark
 
-        return SparkEngine(get_spark(spark_master))
+        return SparkEngine(get_spark(spark_master, conf=spark_conf))
     if name == "polars":
         return PolarsEngine(side_workers=side_workers)
     raise ValueError(f"unknown engine {name!r} (polars or spark)")
