@@ -1,7 +1,7 @@
 """`.ci/run` passes pytest's exit code through: no tests collected (5) or failures (1) fail CI, a clean run passes.
 
-The script runs in a copy of the repository layout whose quickstart, ruff and pytest are stubs, so only the
-script's own handling of the exit codes is under test."""
+The script runs in a copy of the repository layout whose quickstart, ruff, lint-imports, type check and pytest are
+stubs, so only the script's own handling of the exit codes is under test."""
 
 from __future__ import annotations
 
@@ -19,9 +19,14 @@ def _ci_with_pytest_exiting(tmp_path: Path, code: int) -> subprocess.CompletedPr
     shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     (tmp_path / "deploy").mkdir()
     (tmp_path / "deploy" / "quickstart.sh").write_text("exit 0\n")
+    (tmp_path / ".ci" / "typecheck").write_text("exit 0\n")
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    for tool, body in (("ruff", "exit 0"), ("pytest", f"echo pytest-stub; exit {code}")):
+    for tool, body in (
+        ("ruff", "exit 0"),
+        ("lint-imports", "exit 0"),
+        ("pytest", f"echo pytest-stub; exit {code}"),
+    ):
         stub = bin_dir / tool
         stub.write_text(f"#!/usr/bin/env bash\n{body}\n")
         stub.chmod(0o755)
