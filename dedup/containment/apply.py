@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 import time
 from collections.abc import Sequence
 
@@ -33,18 +32,12 @@ import pyarrow.parquet as pq
 
 from sift.dedup.containment.recipes import RECIPE_SCHEMA, file_signatures, table_checksum, verify
 from sift.dedup.containment.tables import TableRef, forget_csv, read_table
-from sift.pipelines.core.atomic import KILL_ENV, write_parquet
+from sift.pipelines.core.atomic import kill_point, write_parquet
 from sift.pipelines.core.errors import InputError
 
 TRASH = ".sift_trash"
 RECORD = "_sift_apply"  # hidden from discovery (a leading `_`), inside each trash run folder
 APPLY_SCHEMA = pa.schema([*RECIPE_SCHEMA, ("source", pa.string()), ("trash_path", pa.string())])
-
-
-def kill_point(step: str) -> None:
-    """Die here, as a SIGKILL would, when the tests ask for it (see the module docstring)."""
-    if os.environ.get(KILL_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Journal:
