@@ -188,6 +188,16 @@ def ui(
     os.execv(str(exe), [str(exe), "dev", "-m", "sift.pipelines.definitions", "-p", str(port)])
 
 
+@app.command("spark-job")
+def spark_job() -> None:
+    """Print the path of Sift's spark-submit job script: `spark-submit --master URL "$(sift spark-job)" dedup IN
+    --output OUT` runs `sift dedup` on the session spark-submit starts (client deploy mode; cluster deploy mode
+    where the cluster manager runs Python drivers: YARN, Kubernetes)."""
+    from sift.pipelines.spark_job import path
+
+    print(path())
+
+
 @config_app.command("show")
 def config_show(config: ConfigOpt = None) -> None:
     """Print the effective configuration of every stage (defaults < TOML < environment) as TOML."""

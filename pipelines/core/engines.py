@@ -160,6 +160,19 @@ def get_spark(
         return session
 
 
+def adopt_spark(session: SparkSession) -> str:
+    """Make a session that something else started (spark-submit's, in `sift.pipelines.spark_job`) the process's
+    session, with `REQUIRED` set on it; returns its master, which `get_spark` then answers with this session."""
+    global _session, _session_master, _session_conf
+    with _lock:
+        for key, value in REQUIRED.items():
+            session.conf.set(key, value)
+        master = str(session.conf.get("spark.master"))
+        settings = {key: str(value) for key, value in session.sparkContext.getConf().getAll()}
+        _session, _session_master, _session_conf = session, master, settings | REQUIRED
+        return master
+
+
 def stop_spark() -> None:
     """Stop the process's Spark session, if one was started."""
     global _session, _session_master, _session_conf
