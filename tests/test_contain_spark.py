@@ -170,3 +170,37 @@ def test_cli_through_spark_connect(small_lake, tmp_path, spark_connect, sift_cli
     )
     assert connect.returncode == 0, connect.stderr[-3000:]
     _same_content(tmp_path / "connect", tmp_path / "polars")
+
+
+def test_row_bytes_equal_exactly_when_values_compare_equal():
+    """The Spark engine confirms rows by comparing `row_bytes`: two rows give the same bytes exactly when every
+    column is equal under `canon_equal` (the embedded engine's comparison), across classes and NULLs."""
+    from sift.dedup.containment.kernels import canon_equal, canonical, row_bytes
+
+    nums = pa.array([1, 1.0, None, float("nan"), -0.0, 0.0, 2.5, 2**53], type=pa.float64())
+    ints = pa.array([1, 1, None, None, 0, 0, 3, 2**53], type=pa.int64())
+    texts = pa.array(["ab", "a", None, "", "b", "ab", "a", None])
+    more = pa.array(["", "b", None, "", "", "", "b", ""])
+    nulls = pa.nulls(8)
+    flags = pa.array([True, False, None, True, False, True, None, False])
+    cases = [
+        (pa.table({"x": nums, "s": texts, "t": more}), ["num", "str", "str"]),
+        (pa.table({"x": ints, "s": texts, "t": more}), ["num", "str", "str"]),
+        (pa.table({"n": nulls, "b": flags}), ["null", "bool"]),
+        (pa.table({"n": ints, "b": flags}), ["num", "bool"]),
+    ]
+    for left, lk in cases:
+        for right, rk in cases:
+            if len(lk) != len(rk):
+                continue
+            lb, rb = row_bytes(left, lk).to_pylist(), row_bytes(right, rk).to_pylist()
+            lc = [canonical(left.column(i), k) for i, k in enumerate(lk)]
+            rc = [canonical(right.column(i), k) for i, k in enumerate(rk)]
+            for i in range(8):
+                for j in range(8):
+                    idx_i, idx_j = np.array([i]), np.array([j])
+                    same = all(
+                        bool(canon_equal(a.take(idx_i), b.take(idx_j))[0])
+                        for a, b in zip(lc, rc, strict=True)
+                    )
+                    assert (lb[i] == rb[j]) == same, (lk, rk, i, j)
