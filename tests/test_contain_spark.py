@@ -172,6 +172,33 @@ def test_cli_through_spark_connect(small_lake, tmp_path, spark_connect, sift_cli
     _same_content(tmp_path / "connect", tmp_path / "polars")
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_apply_on_spark_loses_nothing(tmp_path, spark, real_docs):
+    """`--apply` after a Spark run: the recipes the executors wrote (with the files they checked) move the planned
+    tables to the trash, and each one rebuilds exactly (a CSV to the same bytes)."""
+    from test_contain_apply import assert_nothing_lost, snapshot, write_lake
+
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    write_lake(lake, real_docs)
+    before = snapshot(lake)
+    refs, problems = discover_tables(lake)
+    stats = run_contain(
+        refs,
+        str(out),
+        ContainConfig(engine="spark"),
+        spark=spark,
+        problems=problems,
+        apply=True,
+        lake_root=str(lake),
+    )
+    plan = pq.read_table(out / "deletion_plan.parquet").to_pylist()
+    deleted = {r["table"] for r in plan if r["action"] == "delete"}
+    assert deleted and stats["applied"] == len(deleted)
+    assert all(r["source_files"] for r in _recipes(out))
+    assert assert_nothing_lost(lake, out, before) == deleted
+
+
 def test_row_bytes_equal_exactly_when_values_compare_equal():
     """The Spark engine confirms rows by comparing `row_bytes`: two rows give the same bytes exactly when every
     column is equal under `canon_equal` (the embedded engine's comparison), across classes and NULLs."""

@@ -4,7 +4,8 @@
 - containment.parquet: contained, container, columns, method, evidence, contained_rows, container_rows
 - deletion_plan.parquet: table, action, reconstruct_from, bytes, access_frequency, storage_cost, rebuild_cost,
   rebuild_seconds, verified, reason, applied, trash_path
-- recipes.parquet: one exact rebuild recipe per deleted table (see recipes.py)
+- recipes.parquet: one exact rebuild recipe per deleted table (see recipes.py); on Spark a folder of part files,
+  one per recipe, written by the executors (engines/spark_recipes.py), read by pyarrow as the same table
 - table_statistics.parquet, tables.json, skipped.parquet (inputs that are not readable tables, with the error)
 - stats.json (pairs considered and pruned per step, timings, the solver's objective/bound), report.md and
   containment_graph.png
@@ -20,6 +21,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -389,6 +391,8 @@ def plan_and_write(
     )
     if on_spark is None:
         recipe_rows = [r for _t, r in sorted(recipes.items()) if "schema" in r]
+        if os.path.isdir(os.path.join(output_dir, "recipes.parquet")):  # a Spark run's folder of part files
+            shutil.rmtree(os.path.join(output_dir, "recipes.parquet"))
         write_parquet(
             pa.Table.from_pylist(recipe_rows, schema=RECIPE_SCHEMA),
             os.path.join(output_dir, "recipes.parquet"),
