@@ -1,8 +1,10 @@
-"""R2D2 step 3 engine contract: projection fingerprints, sample test, anti-join and row mapping.
+"""R2D2 step 3 engine contract: projection fingerprints, sample test, anti-join and value confirmation.
 
 An engine turns (table, column keys) into a projection handle holding the 64-bit fingerprint of every row of the
 table projected on those columns (in sorted key order), computed once and reused by every pair that needs it. The
-orchestrator in `content.py` only calls the methods below, so both engines run the same decisions.
+orchestrator in `content.py` only calls the methods below, so both engines run the same decisions. The value
+confirmation is either the engine's own (`confirm`, the Spark engine: on its executors) or the orchestrator's, from
+the engine's row mapping (`mapping`, `fingerprints_of`, `rows_with_fingerprint`, the embedded engine).
 """
 
 from __future__ import annotations
