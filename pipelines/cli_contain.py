@@ -16,8 +16,34 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _local(value: str | Path, option: str) -> str:
+    """A lake or output given as a `file://` URI (or a plain path) as a local path; the lake walk and the outputs
+    work on paths, which the executors of a cluster see at the same place (a shared file system)."""
+    from urllib.parse import unquote, urlparse
+
+    from sift.pipelines.core.errors import InputError
+
+    text = str(value)
+    if not text.startswith("file:"):
+        if "://" in text:
+            raise InputError(
+                f"{option} {text}: `sift contain` reads and writes a local or shared file system; give a path or "
+                "a file:// URI"
+            )
+        return text
+    url = urlparse(text)
+    if url.netloc not in ("", "localhost"):
+        raise InputError(f"{option} {text}: a file:// URI names no host (file:///path)")
+    return unquote(url.path)
+
+
 def contain(
-    lake: Annotated[str, typer.Argument(help="Lake root: a folder of Parquet files/folders and CSV files.")],
+    lake: Annotated[
+        str,
+        typer.Argument(
+            help="Lake root: a folder of Parquet files/folders and CSV files (a path or file:// URI)."
+        ),
+    ],
     output: OutputOpt,
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
@@ -54,6 +80,8 @@ def contain(
     from sift.pipelines.progress import terminal_progress
     from sift.pipelines.stages import ContainConfig
 
+    lake = _local(lake, "LAKE")
+    output = Path(_local(output, "--output"))
     check_output_folder(output)
     name, master = engine_name(engine, spark_master)
     cfg = stage_config(

@@ -4,7 +4,8 @@
 - containment.parquet: contained, container, columns, method, evidence, contained_rows, container_rows
 - deletion_plan.parquet: table, action, reconstruct_from, bytes, access_frequency, storage_cost, rebuild_cost,
   rebuild_seconds, verified, reason, applied, trash_path
-- recipes.parquet: one exact rebuild recipe per deleted table (see recipes.py)
+- recipes.parquet: one exact rebuild recipe per deleted table (see recipes.py); on Spark a folder of part files,
+  one per recipe, written by the executors (engines/spark_recipes.py), read by pyarrow as the same table
 - table_statistics.parquet, tables.json, skipped.parquet (inputs that are not readable tables, with the error)
 - stats.json (pairs considered and pruned per step, timings, the solver's objective/bound), report.md and
   containment_graph.png
@@ -20,6 +21,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -192,6 +194,7 @@ def _run_contain(
             access_log=access_log,
             apply=apply,
             run_id=run_id,
+            spark=spark,
         )
     finally:
         forget_csv()
@@ -255,10 +258,11 @@ def plan_and_write(
     access_log: str | None = None,
     apply: bool = False,
     run_id: str | None = None,
+    spark: Any = None,
 ) -> dict:
     """Plan deletions for a containment result, build and verify recipes, write every output, optionally apply.
     The runtime's side worker, when there is one (side.current()), solves the plan and draws the graph
-    meanwhile."""
+    meanwhile. With a Spark session the recipes are built and written by its executors (`SparkRecipes`)."""
     config = config or ContainConfig()
     os.makedirs(output_dir, exist_ok=True)
     t0 = time.perf_counter()
@@ -288,6 +292,11 @@ def plan_and_write(
     cache: dict[tuple[int, int], dict] = {}
     recipe_s = 0.0
     recipe_engine = result.engine or PolarsEngine(result.refs, result.schemas, config.cache_bytes)
+    on_spark = None
+    if spark is not None:
+        from sift.dedup.containment.engines.spark_recipes import SparkRecipes
+
+        on_spark = SparkRecipes(spark, result.refs, result.schemas, output_dir, files=apply)
     pool = current()
     planned = call(pool, choose, all_edges, names, nbytes, freq)
     graph = start_graph(result, output_dir)
@@ -297,8 +306,11 @@ def plan_and_write(
         plan, plan_info = planned()
         tr = time.perf_counter()
         todo = {t: e for t, e in plan.items() if (t, e.container) not in cache}
-        for t, built in build_recipes(result, todo, config, recipe_engine).items():
-            cache[(t, todo[t].container)] = built
+        if on_spark is not None:
+            cache.update(on_spark.build([(t, e.container) for t, e in sorted(todo.items())]))
+        else:
+            for t, built in build_recipes(result, todo, config, recipe_engine).items():
+                cache[(t, todo[t].container)] = built
         recipe_s += time.perf_counter() - tr
         bad = {(t, e.container) for t, e in plan.items() if not cache[(t, e.container)].get("verified")}
         if not bad:
@@ -355,11 +367,16 @@ def plan_and_write(
             row["reason"] = "kept: not contained in another table"
         rows.append(row)
 
-    for t, row in enumerate(
-        rows
-    ):  # what the recipe keeps of the table it deletes (a CSV's text; files to check)
-        if row["action"] == "delete":
-            recipes[t].update(source_record(result.refs[t], recipe_engine.table(t), files=apply))
+    if on_spark is not None:  # the executors kept what the recipe keeps of the table it deletes
+        on_spark.write(recipes)
+        if apply:  # moving the lake's files happens here, with the recipes of the tables it moves
+            recipes = {
+                t: on_spark.read(t) if rows[t]["action"] == "delete" else r for t, r in recipes.items()
+            }
+    else:
+        for t, row in enumerate(rows):  # what the recipe keeps of the table it deletes (a CSV's text; files)
+            if row["action"] == "delete":
+                recipes[t].update(source_record(result.refs[t], recipe_engine.table(t), files=apply))
     applied = 0
     apply_info: dict | None = None
     if apply:
@@ -372,10 +389,14 @@ def plan_and_write(
     write_parquet(
         pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), os.path.join(output_dir, "deletion_plan.parquet")
     )
-    recipe_rows = [r for _t, r in sorted(recipes.items()) if "schema" in r]
-    write_parquet(
-        pa.Table.from_pylist(recipe_rows, schema=RECIPE_SCHEMA), os.path.join(output_dir, "recipes.parquet")
-    )
+    if on_spark is None:
+        recipe_rows = [r for _t, r in sorted(recipes.items()) if "schema" in r]
+        if os.path.isdir(os.path.join(output_dir, "recipes.parquet")):  # a Spark run's folder of part files
+            shutil.rmtree(os.path.join(output_dir, "recipes.parquet"))
+        write_parquet(
+            pa.Table.from_pylist(recipe_rows, schema=RECIPE_SCHEMA),
+            os.path.join(output_dir, "recipes.parquet"),
+        )
     srows = [r for i, n in enumerate(names) for r in stats_rows(n, result.schemas[i], result.stats[i])]
     write_parquet(pa.Table.from_pylist(srows), os.path.join(output_dir, "table_statistics.parquet"))
     write_parquet(

@@ -103,8 +103,16 @@ class ContentCheck:
 
     def _confirm(self, a: int, b: int, keys, pa_, pb) -> tuple[bool, str, dict]:
         """Every row of A against the B row its fingerprint matched; mismatches (hash collisions, in B or
-        within A) are resolved against every B row with that fingerprint."""
+        within A) are resolved against every B row with that fingerprint. An engine that confirms on its own
+        workers (`ContentEngine.confirm`) does the same there and returns only the counts."""
         e = self.engine
+        done = e.confirm(pa_, pb)
+        if done is not None:
+            self.stats["confirmed_rows"] += done.rows
+            self.stats["hash_collisions"] += done.collisions
+            if done.unresolved is not None:
+                return False, "confirm", {"row": done.unresolved, "hash_collision": True}
+            return True, "content", {"rows": done.rows, "hash_collisions_resolved": done.collisions}
         mapping = e.mapping(pa_, pb)
         if (mapping < 0).any():  # cannot happen after an empty anti-join; refuse rather than guess
             return False, "confirm", {"unmatched_rows": int((mapping < 0).sum())}

@@ -1,8 +1,9 @@
 """R2D2 steps 1-3 end to end: from table references to the verified containment graph.
 
-`find_containment` reads every table's schema and statistics (problems are recorded and the table skipped), builds
-the schema containment graph (step 1), prunes it with min-max statistics (step 2) and decides the rest by content
-(step 3), recording per step how many pairs it considered and pruned and how long it took.
+`find_containment` reads every table's schema and statistics (on the executors with Spark; problems are recorded and
+the table skipped), builds the schema containment graph (step 1), prunes it with min-max statistics (step 2) and
+decides the rest by content (step 3), recording per step how many pairs it considered and pruned and how long it
+took.
 """
 
 from __future__ import annotations
@@ -104,23 +105,100 @@ def _metadata_part(
     return out
 
 
+METADATA_SCHEMA = "i int, schema binary, stats string, problem string"
+
+
+def _metadata_tasks(batches, case_insensitive: bool, cache_dir: str | None):
+    """mapInArrow body: `_metadata_part` of each table on an executor, as (index, Arrow schema, statistics JSON,
+    problem JSON); a table whose statistics JSON cannot hold is sent with neither (read again by the driver)."""
+    import json
+
+    config = ContainConfig(case_insensitive=case_insensitive)
+    for batch in batches:
+        out: list[dict] = []
+        for task in batch.to_pylist():
+            ref = TableRef.from_dict(json.loads(task["ref"]))
+            [(_ref, ts, st, problem)] = _metadata_part([ref], config, cache_dir)
+            row: dict[str, Any] = {"i": task["i"], "schema": None, "stats": None, "problem": None}
+            if problem is not None:
+                row["problem"] = json.dumps(problem)
+            elif ts is not None and st is not None:
+                try:
+                    row["stats"] = json.dumps(st.to_json())
+                    row["schema"] = ts.schema.serialize().to_pybytes()
+                except (TypeError, ValueError):
+                    pass
+            out.append(row)
+        if out:
+            yield pa.RecordBatch.from_pylist(
+                out,
+                schema=pa.schema(
+                    [
+                        ("i", pa.int32()),
+                        ("schema", pa.binary()),
+                        ("stats", pa.string()),
+                        ("problem", pa.string()),
+                    ]
+                ),
+            )
+
+
+def _metadata_on_spark(
+    spark: Any, refs: list[TableRef], config: ContainConfig, cache_dir: str | None
+) -> list[tuple[TableRef, TableSchema | None, TableStats | None, dict | None]]:
+    """`_metadata_part` of every table on the executors (one row per table reaches the driver: the schema, the
+    column statistics and any problem, never the table's rows)."""
+    import json
+
+    from sift.dedup.containment.schema import column_infos
+
+    if not refs:
+        return []
+    tasks = [{"i": i, "ref": json.dumps(r.to_dict())} for i, r in enumerate(refs)]
+    body = functools.partial(_metadata_tasks, case_insensitive=config.case_insensitive, cache_dir=cache_dir)
+    got = {
+        r["i"]: r
+        for r in spark.createDataFrame(tasks, "i int, ref string")
+        .repartition(min(len(tasks), 64))
+        .mapInArrow(body, METADATA_SCHEMA)
+        .collect()
+    }
+    out: list[tuple[TableRef, TableSchema | None, TableStats | None, dict | None]] = []
+    for i, ref in enumerate(refs):
+        r = got[i]
+        if r["problem"] is not None:
+            out.append((ref, None, None, json.loads(r["problem"])))
+        elif r["schema"] is None:
+            out += _metadata_part([ref], config, cache_dir)
+        else:
+            sch = pa.ipc.read_schema(pa.py_buffer(r["schema"]))
+            ts = TableSchema(-1, ref.name, sch, column_infos(sch, config.case_insensitive))
+            out.append((ref, ts, TableStats.from_json(json.loads(r["stats"])), None))
+    return out
+
+
 def read_metadata(
     refs: list[TableRef],
     config: ContainConfig | None = None,
     *,
     cache_dir: str | None = None,
     problems: list[dict] | None = None,
+    spark: Any = None,
 ) -> tuple[list[TableRef], list[TableSchema], list[TableStats], list[dict]]:
     """Schemas and statistics of every readable table (sorted by name); unreadable ones become problems.
 
     With a side worker process (the runtime's current one, side.current()), the tables are shared out with it in
-    chunks; the result is the same as reading them all here."""
+    chunks; with a Spark session they are read by its executors. The result is the same as reading them all
+    here."""
     config = config or ContainConfig()
     problems = list(problems or [])
     ordered = sorted(refs, key=lambda r: r.name)
-    pool = current()
-    parts = share(pool, functools.partial(_metadata_part, config=config, cache_dir=cache_dir), ordered)
-    warm(pool, LATER)
+    if spark is not None:
+        parts = _metadata_on_spark(spark, ordered, config, cache_dir)
+    else:
+        pool = current()
+        parts = share(pool, functools.partial(_metadata_part, config=config, cache_dir=cache_dir), ordered)
+        warm(pool, LATER)
     good: list[TableRef] = []
     schemas: list[TableSchema] = []
     tstats: list[TableStats] = []
@@ -149,7 +227,13 @@ def find_containment(
     config = config or ContainConfig()
     forget_csv()  # a CSV parsed by an earlier run may have been rewritten since
     t0 = time.perf_counter()
-    good, schemas, tstats, problems = read_metadata(refs, config, cache_dir=cache_dir, problems=problems)
+    good, schemas, tstats, problems = read_metadata(
+        refs,
+        config,
+        cache_dir=cache_dir,
+        problems=problems,
+        spark=spark if config.engine == "spark" else None,
+    )
     t1 = time.perf_counter()
 
     pairs, s1 = schema_graph(schemas)

@@ -295,3 +295,42 @@ def canon_equal(a: Canon, b: Canon) -> np.ndarray:
     else:  # one side is the all-NULL class: only NULLs match
         same = np.zeros(len(a.valid), dtype=bool)
     return both_null | (both & same)
+
+
+def canon_bytes(canon: Canon) -> pa.Array:
+    """Each value of a normalised column as bytes (large_binary), such that two values give the same bytes exactly
+    when `canon_equal` calls them equal: a NULL is b"\\x00"; a value is a tag byte (the number of integer words, or
+    16 for bytes) then its integer words (8 bytes each), or the length (8 bytes) and the bytes."""
+    n = len(canon.valid)
+    valid = pa.array(canon.valid, type=pa.bool_())
+    null = pa.scalar(b"\x00", pa.large_binary())
+    if canon.words is not None:
+        k = canon.words.shape[1]
+        mat = np.zeros((n, 1 + 8 * k), dtype=np.uint8)
+        mat[:, 0] = k
+        mat[:, 1:] = np.ascontiguousarray(canon.words, dtype="<i8").view(np.uint8).reshape(n, 8 * k)
+        fixed = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(1 + 8 * k), n, [None, pa.py_buffer(mat.tobytes())]
+        )
+        return pc.if_else(valid, fixed.cast(pa.large_binary()), null)
+    assert canon.blobs is not None
+    offsets, _data = _blob_buffers(canon.blobs)
+    head = np.zeros((n, 9), dtype=np.uint8)
+    head[:, 0] = 16
+    head[:, 1:] = (offsets[1:] - offsets[:-1]).astype("<i8").view(np.uint8).reshape(n, 8)
+    prefix = pa.FixedSizeBinaryArray.from_buffers(pa.binary(9), n, [None, pa.py_buffer(head.tobytes())])
+    body = pc.binary_join_element_wise(
+        prefix.cast(pa.large_binary()), canon.blobs.fill_null(b""), pa.scalar(b"", pa.large_binary())
+    )
+    return pc.if_else(valid, body, null)
+
+
+def row_bytes(batch: pa.RecordBatch | pa.Table, klasses: list[str]) -> pa.Array:
+    """Every row of a batch (columns in fingerprint order) as the concatenation of its columns' `canon_bytes`: two
+    rows give the same bytes exactly when every column compares equal under `canon_equal`."""
+    parts = [canon_bytes(canonical(batch.column(i), k)) for i, k in enumerate(klasses)]
+    if not parts:
+        return pa.array([b""] * batch.num_rows, type=pa.large_binary())
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))

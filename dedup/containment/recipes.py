@@ -242,13 +242,26 @@ def make_recipe(
 ) -> dict:
     """Recipe for rebuilding `table` from `container`, verified by rebuilding it now (the tables may be passed
     in when the caller already read them)."""
+    columns = [cs.by_key[c.key].position for c in ts.columns]
+    return recipe_from(table, container, columns, mapping, original, container_table)
+
+
+def recipe_from(
+    table: TableRef,
+    container: TableRef,
+    container_columns: list[int],
+    mapping: np.ndarray,
+    original: pa.Table | None = None,
+    container_table: pa.Table | None = None,
+) -> dict:
+    """`make_recipe` given the container's column positions in the table's column order."""
     original = read_table(table) if original is None else original
     recipe = {
         "table": table.name,
         "container": container.name,
         "container_paths": list(container.paths),
         "container_format": container.format,
-        "container_columns": [cs.by_key[c.key].position for c in ts.columns],
+        "container_columns": list(container_columns),
         "schema": serialize_schema(original.schema),
         "rows": encode_rows(mapping),
         "num_rows": int(len(mapping)),

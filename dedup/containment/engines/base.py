@@ -1,19 +1,33 @@
-"""R2D2 step 3 engine contract: projection fingerprints, sample test, anti-join and row mapping.
+"""R2D2 step 3 engine contract: projection fingerprints, sample test, anti-join and value confirmation.
 
 An engine turns (table, column keys) into a projection handle holding the 64-bit fingerprint of every row of the
 table projected on those columns (in sorted key order), computed once and reused by every pair that needs it. The
-orchestrator in `content.py` only calls the methods below, so both engines run the same decisions.
+orchestrator in `content.py` only calls the methods below, so both engines run the same decisions. The value
+confirmation is either the engine's own (`confirm`, the Spark engine: on its executors) or the orchestrator's, from
+the engine's row mapping (`mapping`, `fingerprints_of`, `rows_with_fingerprint`, the embedded engine).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sift.dedup.containment.schema import TableSchema
 from sift.dedup.containment.tables import TableRef
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Every row of A compared by value with the B row its fingerprint matched (`collisions`: rows whose value
+    differs, a hash collision in B or within A) and, for those, with every B row of that fingerprint:
+    `unresolved` is the first row of A that no B row equals (None when every row has one)."""
+
+    rows: int
+    collisions: int
+    unresolved: int | None
 
 
 class ContentEngine(ABC):
@@ -47,17 +61,22 @@ class ContentEngine(ABC):
         """Exact anti-join on fingerprints: 0 when every fingerprint of A is in B, else a positive number (a
         count of missing fingerprints, or 1 when the engine stops at the first)."""
 
-    @abstractmethod
     def mapping(self, pa_: Any, pb: Any) -> np.ndarray:
-        """For every row of A in order, the first row of B with the same fingerprint (-1 when none)."""
+        """For every row of A in order, the first row of B with the same fingerprint (-1 when none); needed only
+        when `confirm` leaves the value comparison to the orchestrator."""
+        raise NotImplementedError(f"the {self.name} engine confirms rows itself (confirm)")
 
-    @abstractmethod
     def fingerprints_of(self, p: Any, rows: np.ndarray) -> np.ndarray:
-        """The fingerprints (uint64) of the given rows of a projection."""
+        """The fingerprints (uint64) of the given rows of a projection (as `mapping`)."""
+        raise NotImplementedError(f"the {self.name} engine confirms rows itself (confirm)")
 
-    @abstractmethod
     def rows_with_fingerprint(self, p: Any, fp: int) -> np.ndarray:
-        """All rows of a projection whose fingerprint is `fp` (used to resolve hash collisions)."""
+        """All rows of a projection whose fingerprint is `fp`, to resolve hash collisions (as `mapping`)."""
+        raise NotImplementedError(f"the {self.name} engine confirms rows itself (confirm)")
+
+    def confirm(self, pa_: Any, pb: Any) -> Confirmation | None:
+        """The value confirmation of A in B done by the engine itself (None: the orchestrator compares the rows)."""
+        return None
 
     def prefetch(self, specs: list[tuple[int, tuple[str, ...]]]) -> None:  # noqa: B027 - optional hook
         """Projections (table, keys) the check is about to need; engines may compute them together."""

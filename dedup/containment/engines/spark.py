@@ -1,11 +1,13 @@
-"""R2D2 step 3 on Spark: fingerprints through mapInArrow, checks as DataFrame joins.
+"""R2D2 step 3 on Spark: fingerprints and row values through mapInArrow, every test as a DataFrame join.
 
 Each table is split into tasks (one per Parquet row group, one per CSV file) with the row offset of the task, so
 executors read exactly the rows the embedded engine reads, in the same order, with the same pyarrow readers and the
 same kernels (`kernels.py`): a projection is a DataFrame (`row` long, `fp` long) persisted once and reused by every
-pair. The sample test and the exact test are left-anti joins on `fp`; the row mapping is a join with B's first row
-per fingerprint. Candidate pairs are tested together: one anti-join on (pair, fp) over all of them, and one join
-mapping the rows of every contained A, instead of a Spark job per pair. Only small results (counts, and the row mapping of a contained table) come back to the driver.
+pair. Candidate pairs are tested together: one left-anti join on (pair, fp) over all of them and over their single
+columns gives the column-value test, the sample test and the exact test; then the pairs that passed are confirmed by
+value in one job, on each row's normalised values as bytes (`kernels.row_bytes`), compared with the B row its
+fingerprint matched first and with every B row of that fingerprint. The driver gets counts per projection and per
+pair only, never rows.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sift.dedup.containment.engines.base import ContentEngine
+from sift.dedup.containment.engines.base import Confirmation, ContentEngine
 
 FP_SCHEMA = "proj int, row long, fp long"
+VALUE_SCHEMA = "proj int, row long, fp long, v binary"
 TASK_SCHEMA = "proj int, path string, group int, offset long, rows long, fmt string, columns array<int>, klasses array<string>"
 
 
@@ -42,33 +45,58 @@ def _tasks(ref, columns: list[int], klasses: list[str]) -> list[dict]:
     return out
 
 
-def _fingerprint_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: read each task's rows with pyarrow and emit (row, fp) for them."""
+def _read_task(task: dict) -> pa.Table:
+    """The rows of one task, projected on its columns (in fingerprint order)."""
     import pyarrow.csv as pacsv
 
+    cols = list(task["columns"])
+    if task["fmt"] == "parquet":
+        return pq.ParquetFile(task["path"]).read_row_group(task["group"]).select(cols)
+    return pacsv.read_csv(task["path"]).select(cols)
+
+
+def _task_rows(task: dict) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """(rows read, their fingerprints, their row numbers in the table)."""
     from sift.dedup.containment.kernels import batch_fingerprints
 
+    table = _read_task(task)
+    n = table.num_rows
+    klasses = list(task["klasses"])
+    fps = batch_fingerprints(table, klasses) if klasses else np.full(n, 0x243F6A8885A308D3, dtype=np.uint64)
+    return table, fps, np.arange(task["offset"], task["offset"] + n, dtype=np.int64)
+
+
+def _fingerprint_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: read each task's rows with pyarrow and emit (row, fp) for them."""
     for batch in batches:
         for task in batch.to_pylist():
-            cols, klasses = list(task["columns"]), list(task["klasses"])
-            if task["fmt"] == "parquet":
-                table = pq.ParquetFile(task["path"]).read_row_group(task["group"]).select(cols)
-            else:
-                table = pacsv.read_csv(task["path"]).select(cols)
-            n = table.num_rows
-            fps = (
-                batch_fingerprints(table, klasses)
-                if cols
-                else np.full(n, 0x243F6A8885A308D3, dtype=np.uint64)
-            )
-            rows = np.arange(task["offset"], task["offset"] + n, dtype=np.int64)
+            table, fps, rows = _task_rows(task)
             yield pa.RecordBatch.from_arrays(
                 [
-                    pa.array(np.full(n, task["proj"], dtype=np.int32)),
+                    pa.array(np.full(len(rows), task["proj"], dtype=np.int32)),
                     pa.array(rows),
                     pa.array(fps.view(np.int64)),
                 ],
                 names=["proj", "row", "fp"],
+            )
+
+
+def _value_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: (row, fp, v) for each task's rows, v the row's normalised values as bytes."""
+    from sift.dedup.containment.kernels import row_bytes
+
+    for batch in batches:
+        for task in batch.to_pylist():
+            table, fps, rows = _task_rows(task)
+            values = row_bytes(table, list(task["klasses"])).cast(pa.binary())
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(np.full(len(rows), task["proj"], dtype=np.int32)),
+                    pa.array(rows),
+                    pa.array(fps.view(np.int64)),
+                    values,
+                ],
+                names=["proj", "row", "fp", "v"],
             )
 
 
@@ -91,10 +119,8 @@ class SparkEngine(ContentEngine):
         self.frames: list[Any] = []  # projection id -> the persisted DataFrame holding it
         self.counts: dict[int, int] = {}
         self.signatures: dict[int, tuple[int, int]] = {}
-        self.column_sets: dict[tuple[int, str], np.ndarray] = {}
         self.pair_results: dict[tuple[int, int], tuple[int, int]] = {}  # (pid a, pid b) -> (missing, sample)
-        self.pair_maps: dict[tuple[int, int], np.ndarray] = {}
-        self.max_batch_mapped_rows = max(1, cache_bytes // 16)
+        self.confirmed: dict[tuple[int, int], Confirmation] = {}
 
     def _tasks_for(self, specs: list[tuple[int, tuple[str, ...]]], first_id: int) -> list[dict]:
         tasks = []
@@ -107,8 +133,8 @@ class SparkEngine(ContentEngine):
         return tasks
 
     def prefetch(self, specs: list[tuple[int, tuple[str, ...]]]) -> None:
-        """Fingerprint many projections in one mapInArrow job, persisted; count rows, distinct signatures of
-        the full-table projections and the value sets of single columns in one job each."""
+        """Fingerprint many projections in one mapInArrow job, persisted; count rows and the distinct signatures
+        of the full-table projections in one job each (one row per projection reaches the driver)."""
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
@@ -124,14 +150,6 @@ class SparkEngine(ContentEngine):
             self.ids[sp] = first + i
             self.frames.append(df)
             self.counts[first + i] = int(counts.get(first + i, 0))
-        singles = [self.ids[sp] for sp in specs if len(sp[1]) == 1]
-        if singles:
-            got = df.where(F.col("proj").isin(singles)).select("proj", "fp").distinct().toArrow()
-            proj, fp = got.column("proj").to_numpy(), got.column("fp").to_numpy()
-            for sp in specs:
-                if len(sp[1]) == 1:
-                    pid = self.ids[sp]
-                    self.column_sets[(sp[0], sp[1][0])] = np.sort(fp[proj == pid])
         full = [self.ids[sp] for sp in specs if sp[1] == tuple(sorted(self.schemas[sp[0]].keys))]
         if full:
             sig = (
@@ -153,67 +171,101 @@ class SparkEngine(ContentEngine):
         return out
 
     def prefetch_pairs(self, pairs: list[tuple[int, int, tuple[str, ...], np.ndarray | None]]) -> None:
-        """Test many pairs in two jobs: one anti-join of every A against its B on (pair, fp) counting missing
-        rows (and missing sampled rows), then one join mapping every row of each contained A to B's first row."""
+        """Test many pairs in two jobs: one anti-join of every A against its B on (pair, fp), for the pair's
+        projection and for each of its single columns, counting missing rows (and missing sampled rows); then
+        the value confirmation of every pair with none missing."""
         from pyspark.sql import functions as F
 
-        self.prefetch([(t, keys) for a, b, keys, _ in pairs for t in (a, b)])
-        rows: list[tuple[int, int, int, list[int]]] = []
+        specs = []
+        for a, b, keys, _ in pairs:
+            specs += [(t, keys) for t in (a, b)] + [(t, (k,)) for k in keys for t in (a, b)]
+        self.prefetch(specs)
+        rows: dict[tuple[int, int], tuple[int, int, int, list[int]]] = {}
+        full: list[tuple[int, int]] = []
         for a, b, keys, sample in pairs:
             key = (self.ids[(a, keys)], self.ids[(b, keys)])
-            if key in self.pair_results:
-                continue
-            rows.append((len(rows), key[0], key[1], [] if sample is None else [int(r) for r in sample]))
-        if not rows:
-            return
-        pairs_df = self.spark.createDataFrame(rows, "pair int, a int, b int, sample array<long>")
-        fps = self._all_fingerprints()
-        a_side = fps.join(F.broadcast(pairs_df.select("pair", F.col("a").alias("proj"), "sample")), on="proj")
-        b_side = (
-            fps.join(F.broadcast(pairs_df.select("pair", F.col("b").alias("proj"))), on="proj")
-            .select("pair", "fp")
-            .distinct()
+            full.append(key)
+            todo = [(key, sample)] + [
+                ((self.ids[(a, (k,))], self.ids[(b, (k,))]), None) for k in keys if (k,) != keys
+            ]
+            for pk, smp in todo:
+                if pk not in self.pair_results and pk not in rows:
+                    rows[pk] = (len(rows), pk[0], pk[1], [] if smp is None else [int(r) for r in smp])
+        if rows:
+            pairs_df = self.spark.createDataFrame(
+                list(rows.values()), "pair int, a int, b int, sample array<long>"
+            )
+            fps = self._all_fingerprints()
+            a_side = fps.join(
+                F.broadcast(pairs_df.select("pair", F.col("a").alias("proj"), "sample")), on="proj"
+            )
+            b_side = (
+                fps.join(F.broadcast(pairs_df.select("pair", F.col("b").alias("proj"))), on="proj")
+                .select("pair", "fp")
+                .distinct()
+            )
+            missing = a_side.join(b_side, on=["pair", "fp"], how="left_anti")
+            counts = {
+                r["pair"]: (int(r["missing"]), int(r["sampled"]))
+                for r in missing.groupBy("pair")
+                .agg(
+                    F.count("*").alias("missing"),
+                    F.sum(F.when(F.array_contains("sample", F.col("row")), 1).otherwise(0)).alias("sampled"),
+                )
+                .collect()
+            }
+            for pk, (pair, _a, _b, _s) in rows.items():
+                self.pair_results[pk] = counts.get(pair, (0, 0))
+        self._confirm_pairs(
+            [pk for pk in dict.fromkeys(full) if self.pair_results[pk][0] == 0 and pk not in self.confirmed]
         )
-        missing = a_side.join(b_side, on=["pair", "fp"], how="left_anti")
-        counts = {
-            r["pair"]: (int(r["missing"]), int(r["sampled"]))
-            for r in missing.groupBy("pair")
+
+    def _confirm_pairs(self, keys: list[tuple[int, int]]) -> None:
+        """Confirm pairs (pid a, pid b) by value in one job: each row of A against the first row of B with its
+        fingerprint (a differing value is a collision), and against B's distinct (fingerprint, value) set (a row
+        absent from it is unresolved). One row per pair reaches the driver."""
+        from pyspark.sql import functions as F
+
+        if not keys:
+            return
+        by_pid = {i: sp for sp, i in self.ids.items()}
+        vids: dict[int, int] = {}
+        for pk in keys:
+            for pid in pk:
+                vids.setdefault(pid, len(vids))
+        tasks = self._tasks_for([by_pid[pid] for pid in vids], 0)
+        vals = self.spark.createDataFrame(tasks, TASK_SCHEMA).mapInArrow(_value_tasks, VALUE_SCHEMA)
+        pairs_df = self.spark.createDataFrame(
+            [(i, vids[a], vids[b]) for i, (a, b) in enumerate(keys)], "pair int, a int, b int"
+        )
+        a_side = vals.join(F.broadcast(pairs_df.select("pair", F.col("a").alias("proj"))), on="proj")
+        b_side = vals.join(F.broadcast(pairs_df.select("pair", F.col("b").alias("proj"))), on="proj")
+        first = b_side.groupBy("pair", "fp").agg(F.min_by("v", "row").alias("bv"))
+        present = b_side.select("pair", "fp", "v").distinct().withColumn("hit", F.lit(True))
+        got = (
+            a_side.select("pair", "row", "fp", "v")
+            .join(first, on=["pair", "fp"], how="left")
+            .join(present, on=["pair", "fp", "v"], how="left")
+            .groupBy("pair")
             .agg(
-                F.count("*").alias("missing"),
-                F.sum(F.when(F.array_contains("sample", F.col("row")), 1).otherwise(0)).alias("sampled"),
+                F.count("*").alias("rows"),
+                F.sum(F.when(F.col("bv").isNull() | (F.col("bv") != F.col("v")), 1).otherwise(0)).alias(
+                    "coll"
+                ),
+                F.min(F.when(F.col("hit").isNull(), F.col("row"))).alias("bad"),
             )
             .collect()
-        }
-        for pair, a, b, _ in rows:
-            self.pair_results[(a, b)] = counts.get(pair, (0, 0))
-        contained = []
-        budget = self.max_batch_mapped_rows  # bound the driver memory of one batch; the rest map pair by pair
-        for pair, a, b, _ in rows:
-            if self.pair_results[(a, b)][0] == 0 and self.counts[a] <= budget:
-                contained.append((pair, a, b))
-                budget -= self.counts[a]
-        if not contained:
-            return
-        pos = self.spark.createDataFrame(contained, "pair int, a int, b int")
-        first = (
-            fps.join(F.broadcast(pos.select("pair", F.col("b").alias("proj"))), on="proj")
-            .groupBy("pair", "fp")
-            .agg(F.min("row").alias("b_row"))
         )
-        mapped = (
-            fps.join(F.broadcast(pos.select("pair", F.col("a").alias("proj"))), on="proj")
-            .join(first, on=["pair", "fp"], how="left")
-            .select("pair", "row", F.coalesce("b_row", F.lit(-1)).alias("b"))
-            .toArrow()
-        )
-        pair_col = mapped.column("pair").to_numpy()
-        row_col = mapped.column("row").to_numpy()
-        b_col = mapped.column("b").to_numpy()
-        for pair, a, b in contained:
-            sel = pair_col == pair
-            out = np.full(self.counts[a], -1, dtype=np.int64)
-            out[row_col[sel]] = b_col[sel]
-            self.pair_maps[(a, b)] = out
+        found = {r["pair"]: r for r in got}
+        for i, pk in enumerate(keys):
+            r = found.get(i)
+            if r is None:  # an empty A: nothing to confirm
+                self.confirmed[pk] = Confirmation(0, 0, None)
+            else:
+                bad = r["bad"]
+                self.confirmed[pk] = Confirmation(
+                    int(r["rows"]), int(r["coll"] or 0), None if bad is None else int(bad)
+                )
 
     def projection(self, t: int, keys: tuple[str, ...]) -> SparkProjection:
         from pyspark.sql import functions as F
@@ -237,14 +289,9 @@ class SparkEngine(ContentEngine):
             self.signatures[p.pid] = (int(r["n"]), int(r["d"] or 0))
         return self.signatures[p.pid]
 
-    def _column_set(self, t: int, key: str) -> np.ndarray:
-        if (t, key) not in self.column_sets:
-            self.prefetch([(t, (key,))])
-        return self.column_sets[(t, key)]
-
     def column_values_missing(self, a: int, b: int, key: str) -> bool:
-        # single-column fingerprints are a bijection of the column hashes, so set inclusion is the same test
-        return not bool(np.isin(self._column_set(a, key), self._column_set(b, key), assume_unique=True).all())
+        # single-column fingerprints are a bijection of the column hashes, so the anti-join is the value test
+        return self.missing(self.projection(a, (key,)), self.projection(b, (key,))) > 0
 
     def sample_missing(self, pa_: SparkProjection, pb: SparkProjection, rows: np.ndarray) -> int:
         from pyspark.sql import functions as F
@@ -255,47 +302,16 @@ class SparkEngine(ContentEngine):
         return sample.join(F.broadcast(pb.df.select("fp")), on="fp", how="left_anti").count()
 
     def missing(self, pa_: SparkProjection, pb: SparkProjection) -> int:
-        from pyspark.sql import functions as F
-
         if (pa_.pid, pb.pid) in self.pair_results:
             return self.pair_results[(pa_.pid, pb.pid)][0]
         # any row of A whose fingerprint B lacks (the orchestrator only needs to know whether one exists)
-        return (
-            pa_.df.select("fp")
-            .join(F.broadcast(pb.df.select("fp")), on="fp", how="left_anti")
-            .limit(1)
-            .count()
-        )
+        return pa_.df.select("fp").join(pb.df.select("fp"), on="fp", how="left_anti").limit(1).count()
 
-    def mapping(self, pa_: SparkProjection, pb: SparkProjection) -> np.ndarray:
-        from pyspark.sql import functions as F
-
-        if (pa_.pid, pb.pid) in self.pair_maps:
-            return self.pair_maps.pop((pa_.pid, pb.pid))  # used once: free it
-        first = pb.df.groupBy("fp").agg(F.min("row").alias("b_row"))
-        joined = pa_.df.join(F.broadcast(first), on="fp", how="left").select(
-            "row", F.coalesce("b_row", F.lit(-1)).alias("b")
-        )
-        t = joined.toArrow()
-        out = np.full(pa_.rows, -1, dtype=np.int64)
-        out[t.column("row").to_numpy()] = t.column("b").to_numpy()
-        return out
-
-    def fingerprints_of(self, p: SparkProjection, rows: np.ndarray) -> np.ndarray:
-        from pyspark.sql import functions as F
-
-        t = p.df.where(F.col("row").isin([int(r) for r in rows])).toArrow()
-        by_row = dict(
-            zip(t.column("row").to_pylist(), t.column("fp").to_numpy().view(np.uint64), strict=True)
-        )
-        return np.array([by_row[int(r)] for r in rows], dtype=np.uint64)
-
-    def rows_with_fingerprint(self, p: SparkProjection, fp: int) -> np.ndarray:
-        from pyspark.sql import functions as F
-
-        signed = int(np.uint64(fp).view(np.int64))
-        t = p.df.where(F.col("fp") == F.lit(signed)).select("row").toArrow()
-        return np.sort(t.column("row").to_numpy()).astype(np.int64)
+    def confirm(self, pa_: SparkProjection, pb: SparkProjection) -> Confirmation:
+        key = (pa_.pid, pb.pid)
+        if key not in self.confirmed:
+            self._confirm_pairs([key])
+        return self.confirmed[key]
 
     def close(self) -> None:
         for df in {id(f): f for f in self.frames}.values():
