@@ -142,7 +142,9 @@ def containment_graph(
         ),
     ],
 )
-def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def deletion_plan(
+    context: dg.AssetExecutionContext, lake: LakeResource, engine: EngineResource
+) -> dg.MaterializeResult:
     from sift.dedup.containment.api import load_result, plan_and_write, rebuild_table
     from sift.dedup.containment.config import ContainConfig
     from sift.dedup.containment.recipes import table_checksum
@@ -152,7 +154,8 @@ def deletion_plan(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     out = lake.local("containment", stage=STAGE)
     result = load_result(os.path.join(out, "containment_result.json"))
     context.log.info(f"contain: plan, recipes and outputs ({len(result.edges)} containment pairs)")
-    stats = plan_and_write(result, out, cfg)
+    # On Spark the executors build, verify and write the recipes (one task per planned deletion).
+    stats = plan_and_write(result, out, cfg, spark=engine.spark() if engine.name == "spark" else None)
     plan = pq.read_table(os.path.join(out, "deletion_plan.parquet")).to_pylist()
     edges = pq.read_table(os.path.join(out, "containment.parquet"))
     pairs = set(
