@@ -335,7 +335,7 @@ def _run(
         cluster_stats = {
             "k": k,
             "method": clustering.method,
-            "eigenvalues": [round(v, 6) for v in clustering.eigenvalues],
+            "eigenvalues": [round(v, 6) for v in clustering.eigenvalues[: config.max_clusters + 1]],
             "sigma": round(clustering.sigma, 6),
             "per_cluster": [
                 {

@@ -1,4 +1,4 @@
-"""The PASER selection report: report.md with the cluster map (the first two diffusion-map coordinates of S2RIC,
+"""The PASER selection report: report.md with the cluster map (S2RIC's spectral embedding on its two principal axes,
 each cluster a colour, selected samples ringed) and the budget per cluster (share given by degradation, samples
 taken, mean degradation score), both drawn with matplotlib's Agg backend into PNG files beside it."""
 
@@ -32,9 +32,9 @@ def cluster_map(clusters: pa.Table, path: Path) -> None:
     ax.scatter(x, y, c=label, cmap="tab20", s=8, alpha=0.6, linewidths=0)
     ax.scatter(x[chosen], y[chosen], facecolors="none", edgecolors="black", s=22, linewidths=0.6,
                label="selected")  # fmt: skip
-    ax.set_title("Instruction clusters (S2RIC diffusion map)")
-    ax.set_xlabel("coordinate 1")
-    ax.set_ylabel("coordinate 2")
+    ax.set_title("Instruction clusters (S2RIC spectral embedding, 2-D PCA)")
+    ax.set_xlabel("principal axis 1")
+    ax.set_ylabel("principal axis 2")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
@@ -52,7 +52,7 @@ def budget_chart(per_cluster: list[dict[str, Any]], path: Path) -> None:
     ax.bar(k - 0.2, [c["budget"] for c in per_cluster], 0.4, label="budget (by degradation)")
     ax.bar(k + 0.2, [c["selected"] for c in per_cluster], 0.4, label="selected")
     ax2 = ax.twinx()
-    ax2.plot(k, [c["cds"] for c in per_cluster], "k.--", label="mean JSD (CDS)")
+    ax2.plot(k, [c["cds"] for c in per_cluster], "ko", label="mean JSD (CDS)")
     ax2.set_ylabel("mean JSD")
     ax.set_xlabel("cluster")
     ax.set_ylabel("samples")

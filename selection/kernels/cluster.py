@@ -143,8 +143,14 @@ def s2ric(
         k, method = eigengap_k(vals, max_clusters), "eigengap"
     else:
         k, method = min(int(clusters), n), "fixed"
-    # diffusion-map coordinates (one step): λ_i · D^-1/2 u_i, leaving out the trivial leading one
-    diffusion = vecs * inv_sqrt[:, None] * vals[None, :]
-    coords = diffusion[:, 1:3] if diffusion.shape[1] >= 3 else np.zeros((n, 2))
+    # diffusion-map coordinates (one step): λ_i · D^-1/2 u_i of every eigenvector computed (the clusters' own
+    # and the next ones, which spread each cluster out), rows scaled to unit length; their two principal axes
+    # are the 2-D picture
+    diffusion = vecs * inv_sqrt[:, None] * np.maximum(vals, 0.0)[None, :]
+    diffusion /= np.maximum(np.linalg.norm(diffusion, axis=1, keepdims=True), 1e-300)
+    centred = diffusion - diffusion.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)  # lead × lead: small
+    coords = centred @ axes[:2].T
+    coords *= np.where(coords[np.argmax(np.abs(coords), axis=0), [0, 1]] < 0, -1.0, 1.0)
     labels = relabel(nmf_labels(a, k, vecs)) if k > 1 else np.zeros(n, dtype=np.int64)
     return Clustering(labels, coords, int(labels.max()) + 1, method, [float(v) for v in vals], sigma)

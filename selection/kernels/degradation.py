@@ -59,6 +59,7 @@ def load_causal_lm(path: str | os.PathLike[str], option: str) -> CausalLM:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:  # transformers raises many types for a folder that is not a causal LM

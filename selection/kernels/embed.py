@@ -37,8 +37,13 @@ def default_embedder() -> str:
 
 
 def _offline() -> None:
+    """No hub access, and no progress bars or warnings of transformers on the console."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def model_key(path: str, max_tokens: int) -> str:
@@ -57,8 +62,8 @@ def load_embedder(path: str, max_tokens: int) -> Any:
     """The sentence-transformers model at `path` (offline; on the GPU when one is present)."""
     if not os.path.isdir(path):
         raise InputError(f"--embedder {path}: not a folder (a sentence-transformers model folder)")
-    _offline()
     try:
+        _offline()
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -75,10 +80,16 @@ def load_embedder(path: str, max_tokens: int) -> Any:
 
 def token_lengths(path: str, texts: Sequence[str]) -> np.ndarray:
     """Tokens of each text by the tokenizer of the model folder at `path` (no cap, no special tokens)."""
-    _offline()
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    try:
+        _offline()
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise InputError("token counts need the `models` extra (pip install 'sift[models]')") from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"--embedder {path}: no tokenizer there ({first[:200]})") from exc
     lengths = np.zeros(len(texts), dtype=np.int64)
     step = 4096
     for start in range(0, len(texts), step):
