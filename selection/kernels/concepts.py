@@ -5,7 +5,7 @@ cut into candidate phrases at stop words (scikit-learn's English list) and punct
 degree/frequency, a phrase by the sum of its words' scores, and the best `max_concepts` phrases are kept.
 
 The graph links each concept of an accepted sample's instruction to each concept its response adds (a response
-concept that the instruction does not name). A new sample contradicts the graph when the concepts of its
+concept with a word that the instruction does not use). A new sample contradicts the graph when the concepts of its
 instruction (two at least) are all already linked to some common response concepts, and its own response names
 none of them: the same question answered otherwise ("capital", "australia" -> "canberra" accepted, then
 "capital", "australia" -> "sydney"). Such a sample is rejected with the concepts and the answer it contradicts;
@@ -21,6 +21,14 @@ from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'+#\-]*")
 _SPLIT = re.compile(r"[^\w\s'+#\-]|\s-\s|_{2,}")
+
+
+def _stem(word: str) -> str:
+    """A crude English stem (plural and tense endings stripped), enough to see a restated instruction word."""
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
 
 
 def stop_words() -> frozenset[str]:
@@ -72,11 +80,14 @@ class ConceptGraph:
     links: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def concepts(self, instruction: str, response: str) -> tuple[list[str], list[str]]:
-        """The sample's instruction concepts and the response concepts the instruction does not name."""
+        """The sample's instruction concepts and the response concepts the instruction does not name (a phrase
+        whose every word, plural or tense stripped, occurs in the instruction is a restatement, not an answer)."""
         asked = keyphrases(instruction, self.max_concepts, self.stops)
-        named = set(asked)
+        named = {_stem(w) for w in _WORD.findall(instruction.lower())}
         answered = [
-            c for c in keyphrases(response, self.max_concepts + len(asked), self.stops) if c not in named
+            c
+            for c in keyphrases(response, 4 * self.max_concepts, self.stops)
+            if not all(_stem(w) in named for w in c.split())
         ]
         return asked, answered[: self.max_concepts]
 
