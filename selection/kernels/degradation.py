@@ -31,9 +31,12 @@ def token_jsd(logp: Any, logq: Any) -> Any:
     import torch
 
     logm = torch.logaddexp(logp, logq) - math.log(2.0)
-    kl_pm = (logp.exp() * (logp - logm)).sum(-1)
-    kl_qm = (logq.exp() * (logq - logm)).sum(-1)
-    return (0.5 * (kl_pm + kl_qm)).clamp_min(0.0)
+
+    def kl_to_m(logx: Any) -> Any:
+        # a token of probability 0 adds 0 (not 0·(-inf) = NaN); logm is finite wherever logx is
+        return torch.where(torch.isneginf(logx), 0.0, logx.exp() * (logx - logm)).sum(-1)
+
+    return (0.5 * (kl_to_m(logp) + kl_to_m(logq))).clamp_min(0.0)
 
 
 @dataclass
@@ -107,6 +110,11 @@ def score_pairs(
             f"--original {original.path} and --pruned {pruned.path} have different vocabularies "
             f"({original.model.config.vocab_size} vs {pruned.model.config.vocab_size} tokens)"
         )
+    context = getattr(original.model.config, "max_position_embeddings", None) or getattr(
+        original.model.config, "n_positions", None
+    )
+    if context:
+        max_tokens = min(max_tokens, int(context))  # a longer sequence has no position embedding
     encoded = encode(original.tokenizer, prompts, responses, max_tokens)
     n = len(encoded)
     jsd = np.full(n, np.nan, dtype=np.float64)
