@@ -32,7 +32,9 @@ def model_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, li
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<eos>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>"
+    )
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(tokenizer), n_positions=512, n_embd=64, n_layer=2, n_head=2,
@@ -90,7 +92,9 @@ def test_jsd_is_zero_against_itself_and_positive_against_the_pruned_copy(model_p
     assert float(apart.min()) > 2e-4 and float(apart.mean()) > 100 * max(float(same.max()), 1e-9)
     assert np.all(apart <= math.log(2))
     # batching changes nothing: one sample at a time gives the same scores
-    single, _ = score_pairs(orig, load_causal_lm(pruned, "--pruned"), prompts[:4], responses[:4], batch_size=1)
+    single, _ = score_pairs(
+        orig, load_causal_lm(pruned, "--pruned"), prompts[:4], responses[:4], batch_size=1
+    )
     assert np.allclose(single, apart[:4], atol=1e-5)
     assert np.all(tokens > 0)
 

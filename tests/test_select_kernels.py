@@ -68,7 +68,9 @@ def test_efficiency_and_ranking_within_clusters() -> None:
 
 
 def test_keyphrases_are_rake_phrases_without_stop_words() -> None:
-    phrases = keyphrases("Write a Python function that sorts a list of integers using merge sort.", 8, stop_words())
+    phrases = keyphrases(
+        "Write a Python function that sorts a list of integers using merge sort.", 8, stop_words()
+    )
     assert phrases[0] == "integers using merge sort"  # the longest phrase scores highest (degree/frequency)
     assert "python function" in phrases
     assert not {"a", "that", "of"} & set(phrases)
@@ -83,11 +85,18 @@ def test_concept_filter_rejects_contradictions_and_keeps_consistent_samples() ->
     reason = g.check("What is the capital of Australia?", "The capital of Australia is Sydney.")
     assert reason is not None and "sydney" in reason and "canberra" in reason
     # the accepted answer again, or a new question, is consistent
-    assert g.check("What is the capital of Australia?", "Canberra, in the Australian Capital Territory.") is None
+    assert (
+        g.check("What is the capital of Australia?", "Canberra, in the Australian Capital Territory.") is None
+    )
     assert g.check("What is the capital of Japan?", "Tokyo is the capital of Japan.") is None
     # a boiling point contradiction
-    assert g.check("At what temperature does water boil at sea level?", "Water boils at 100 degrees Celsius.") is None
-    assert g.check("At what temperature does water boil at sea level?", "Water boils at 80 degrees Fahrenheit.")
+    assert (
+        g.check("At what temperature does water boil at sea level?", "Water boils at 100 degrees Celsius.")
+        is None
+    )
+    assert g.check(
+        "At what temperature does water boil at sea level?", "Water boils at 80 degrees Fahrenheit."
+    )
     # a one-concept instruction never conflicts (too little context to call it a contradiction)
     assert g.check("Poem?", "Roses are red.") is None
     assert g.check("Poem?", "Violets are blue.") is None
