@@ -110,3 +110,33 @@ def test_a_folder_that_is_not_a_causal_lm_is_one_clear_error(tmp_path: Path) -> 
         load_causal_lm(tmp_path / "vision", "--pruned")
     with pytest.raises(InputError, match="not a folder"):
         load_causal_lm(tmp_path / "missing", "--original")
+
+
+@pytest.mark.slow
+def test_select_scores_the_model_pair_itself(model_pair, sift_cli, tmp_path: Path) -> None:
+    """`sift select --original --pruned`: every sample with a response is scored (finite, positive JSD); one
+    without a response is rejected with its reason; a folder that is not a causal LM ends with one line."""
+    import orjson
+    import pyarrow.parquet as pq
+
+    original, pruned, texts = model_pair
+    rows = [
+        {"id": f"s{i}", "instruction": f"Explain this passage: {t[:60]}", "output": t[60:260]}
+        for i, t in enumerate(texts[:24])
+    ] + [{"id": "no-response", "instruction": "Say nothing.", "output": ""}]
+    inst = tmp_path / "inst.jsonl"
+    inst.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    out = tmp_path / "out"
+    proc = sift_cli("select", str(inst), "--output", str(out), "--budget", "6", "--original", str(original),
+                    "--pruned", str(pruned), "--clusters", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    clusters = pq.read_table(out / "clusters.parquet")
+    jsd = np.asarray(clusters.column("jsd").to_pylist())
+    assert clusters.num_rows == 24 and np.all(np.isfinite(jsd)) and np.all(jsd > 0)
+    rejected = pq.read_table(out / "rejected.parquet").to_pylist()
+    assert [(r["id"], r["reason"]) for r in rejected] == [("no-response", "empty response: nothing to score")]
+    assert pq.read_table(out / "selected.parquet").num_rows == 6
+    bad = sift_cli("select", str(inst), "--output", str(tmp_path / "bad"), "--budget", "6", "--original",
+                   str(original), "--pruned", str(tmp_path))  # fmt: skip
+    assert bad.returncode == 2 and "not a Hugging Face causal language model" in bad.stderr
+    assert "Traceback" not in bad.stderr
