@@ -115,7 +115,7 @@ def _scores_table(
         jsd = np.asarray(
             pc.cast(table.column("jsd"), pa.float64()).to_numpy(zero_copy_only=False), np.float64
         )
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"--scores {path}: `jsd` is not numeric ({exc})") from exc
     seen: dict[str, int] = {}
     for i, id_ in enumerate(ids):
@@ -123,23 +123,32 @@ def _scores_table(
             raise InputError(f"--scores {path}: id {id_!r} appears twice (rows {seen[id_] + 1} and {i + 1})")
         seen[id_] = i
     has_tokens = "tokens" in table.column_names
-    tok = pc.cast(table.column("tokens"), pa.int64()).to_numpy(zero_copy_only=False) if has_tokens else None
+    if has_tokens and table.column("tokens").null_count:
+        raise InputError(
+            f"--scores {path}: `tokens` has empty values (give every row a token count, or no column)"
+        )
+    try:
+        tok = (
+            pc.cast(table.column("tokens"), pa.int64()).to_numpy(zero_copy_only=False) if has_tokens else None
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"--scores {path}: `tokens` is not a whole number ({exc})") from exc
     keep, scores, lengths = [], [], []
     for row, id_ in enumerate(docs.column("id").to_pylist()):
-        i = seen.get(id_)
-        if i is None:
+        at = seen.get(id_)
+        if at is None:
             rejected.add(id_, "no degradation score: id missing from SCORES")
-        elif math.isnan(jsd[i]):
+        elif math.isnan(jsd[at]):
             rejected.add(id_, "degradation score is NaN")
-        elif jsd[i] < 0:
-            rejected.add(id_, f"degradation score is negative ({jsd[i]:g})")
-        elif not math.isfinite(jsd[i]):
+        elif jsd[at] < 0:
+            rejected.add(id_, f"degradation score is negative ({jsd[at]:g})")
+        elif not math.isfinite(jsd[at]):
             rejected.add(id_, "degradation score is infinite")
         else:
             keep.append(row)
-            scores.append(jsd[i])
+            scores.append(jsd[at])
             if tok is not None:
-                lengths.append(tok[i])
+                lengths.append(tok[at])
     return (
         docs.take(keep),
         np.asarray(scores, dtype=np.float64),

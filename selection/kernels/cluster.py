@@ -131,7 +131,7 @@ def s2ric(
     x = np.asarray(embeddings, dtype=np.float32)
     n = x.shape[0]
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms > 0, norms, 1.0)
+    x = (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
     if n < 4 or clusters == 1:
         return Clustering(np.zeros(n, dtype=np.int64), np.zeros((n, 2)), 1, "trivial" if n < 4 else "fixed")
     w, sigma = knn_affinity(x, k_neighbors)
