@@ -1,7 +1,7 @@
 """PASER step 1, semantic-structural recovery instruction clustering (S2RIC), on sparse matrices only.
 
-From the instruction embeddings (rows L2-normalised): a k-nearest-neighbour graph (exact neighbours, computed by
-scikit-learn in bounded-memory chunks), weighted by a Gaussian diffusion kernel exp(-d²/2σ²) with σ the median
+From the instruction embeddings (rows L2-normalised): a k-nearest-neighbour graph (exact neighbours by cosine, computed in
+blocks of rows, so memory stays bounded), weighted by a Gaussian diffusion kernel exp(-d²/2σ²) with σ the median
 neighbour distance and made symmetric; its normalised affinity A = D^-1/2 W D^-1/2 (the normalised Laplacian is
 I - A); the leading eigenvectors of A (scipy's sparse eigsh) give the spectral (diffusion-map) coordinates, and the
 eigengap of A's spectrum picks the number of clusters K when it is not fixed; the clusters come from a rank-K
@@ -30,23 +30,50 @@ class Clustering:
     sigma: float = 0.0
 
 
+def knn(x: np.ndarray, k: int, block_cells: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` nearest neighbours of every row of the L2-normalised float32 `x` (itself left out): their indices
+    and Euclidean distances, nearest first. Exact: one float32 matrix product per block of rows against all rows
+    (at most `block_cells` similarities held at once) and the top k of each row (torch's topk when torch is
+    installed, as with the `models` extra: an order of magnitude faster than numpy's partial sort)."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    n = x.shape[0]
+    rows = max(1, min(n, block_cells // max(n, 1)))
+    idx = np.empty((n, k), dtype=np.int64)
+    best = np.empty((n, k), dtype=np.float32)
+    xt = torch.from_numpy(np.ascontiguousarray(x)) if torch is not None else None
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        diag = (np.arange(stop - start), np.arange(start, stop))
+        if xt is not None:
+            sim_t = xt[start:stop] @ xt.T
+            sim_t[diag] = -float("inf")  # not its own neighbour
+            top_sim, top = torch.topk(sim_t, k, dim=1, sorted=True)
+            best[start:stop], idx[start:stop] = top_sim.numpy(), top.numpy()
+        else:
+            sim = x[start:stop] @ x.T
+            sim[diag] = -np.inf
+            part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            part_sim = np.take_along_axis(sim, part, axis=1)
+            order = np.argsort(-part_sim, axis=1, kind="stable")
+            idx[start:stop] = np.take_along_axis(part, order, axis=1)
+            best[start:stop] = np.take_along_axis(part_sim, order, axis=1)
+    return idx, np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0))
+
+
 def knn_affinity(x: np.ndarray, k: int) -> tuple[sp.csr_matrix, float]:
     """The symmetric Gaussian-kernel kNN affinity of the rows of `x` (sparse, N·k edges at most twice) and σ."""
-    from sklearn.neighbors import NearestNeighbors
-
     n = x.shape[0]
     k = min(k, n - 1)
-    nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric="euclidean")
-    nn.fit(x)
-    dist, idx = nn.kneighbors(x)
-    # drop each row's own entry (its first neighbour, unless an exact duplicate came first: drop by identity)
-    rows = np.repeat(np.arange(n), k + 1)
-    keep = idx.ravel() != rows
-    rows, cols, d = rows[keep], idx.ravel()[keep], dist.ravel()[keep]
+    idx, dist = knn(x, k)
+    rows = np.repeat(np.arange(n), k)
+    d = dist.ravel().astype(np.float64)
     positive = d[d > 0]
     sigma = float(np.median(positive)) if positive.size else 1.0
-    w = np.exp(-(d.astype(np.float64) ** 2) / (2.0 * sigma**2))
-    g = sp.csr_matrix((w, (rows, cols)), shape=(n, n))
+    w = np.exp(-(d**2) / (2.0 * sigma**2))
+    g = sp.csr_matrix((w, (rows, idx.ravel())), shape=(n, n))
     return g.maximum(g.T).tocsr(), sigma
 
 
@@ -81,7 +108,7 @@ def spectrum(a: sp.csr_matrix, m: int, seed: int) -> tuple[np.ndarray, np.ndarra
     else:
         op, rest = a, m
     v0 = np.random.default_rng(seed).uniform(0.5, 1.0, n)
-    vals, vecs = eigsh(op, k=rest, which="LA", v0=v0, tol=1e-8, maxiter=max(1000, 20 * n))
+    vals, vecs = eigsh(op, k=rest, which="LA", v0=v0, tol=1e-6, maxiter=max(1000, 20 * n))
     if fixed.shape[1]:
         vals = np.concatenate([np.ones(fixed.shape[1]), vals])
         vecs = np.concatenate([fixed, vecs], axis=1)
@@ -105,12 +132,19 @@ def nmf_labels(a: sp.csr_matrix, k: int, init: np.ndarray, iterations: int = 300
     """NMF-based spectral clustering (Ding, He and Simon, "On the equivalence of nonnegative matrix factorization
     and spectral clustering"): the symmetric factorisation A ≈ H·Hᵀ, H ≥ 0 of rank k, by the damped multiplicative
     update H ← H·(½ + ½·AH / HHᵀH) (sparse AH; HHᵀH as H·(HᵀH), k×k), started from the absolute values of the
-    leading k eigenvectors; each row joins the column it loads most on."""
+    leading k eigenvectors, until no row changes column over ten updates; each row joins the column it loads
+    most on."""
     h = np.abs(init[:, :k]) + 1e-6
-    for _ in range(iterations):
+    labels = np.argmax(h, axis=1)
+    for i in range(iterations):
         ah = a @ h
         hhh = h @ (h.T @ h)
         h *= 0.5 + 0.5 * ah / np.maximum(hhh, 1e-12)
+        if i % 10 == 9:  # stop once no row changes cluster over ten updates
+            now = np.argmax(h, axis=1)
+            if np.array_equal(now, labels):
+                break
+            labels = now
     return np.argmax(h, axis=1).astype(np.int64)
 
 
@@ -137,8 +171,7 @@ def s2ric(
     w, sigma = knn_affinity(x, k_neighbors)
     a, inv_sqrt = normalised_affinity(w)
     want = max_clusters if clusters == "auto" else int(clusters)
-    # more eigenpairs than needed: Lanczos then resolves repeated eigenvalues (one per connected component)
-    vals, vecs = spectrum(a, max(2 * want + 10, 20), seed)
+    vals, vecs = spectrum(a, max(want + 1, 3), seed)
     if clusters == "auto":
         k, method = eigengap_k(vals, max_clusters), "eigengap"
     else:
