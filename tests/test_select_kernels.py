@@ -120,3 +120,16 @@ def test_s2ric_recovers_blocks_of_a_sparse_graph() -> None:
     assert adjusted_rand_score(truth, auto.labels) == 1.0
     again = s2ric(x, 4, k_neighbors=10, seed=1)
     assert np.array_equal(fixed.labels, again.labels) and np.array_equal(fixed.coords, again.coords)
+
+
+def test_s2ric_on_a_sample_assigns_the_rest_out_of_sample() -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from sift.selection.kernels.cluster import s2ric
+
+    rng = np.random.default_rng(2)
+    truth = np.repeat(np.arange(4), 100)
+    x = np.eye(4, 32)[truth] * 3.0 + rng.normal(0, 0.4, (400, 32))
+    sampled = s2ric(x, 4, k_neighbors=10, seed=1, sample=120)
+    assert sampled.sample == 120 and sampled.labels.shape == (400,) and np.all(np.isfinite(sampled.coords))
+    assert adjusted_rand_score(truth, sampled.labels) == 1.0

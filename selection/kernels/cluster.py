@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 @dataclass
 class Clustering:
-    """Cluster of each row (0..K-1), the 2-D spectral coordinates of each row (for the picture), and how K was
+    """Cluster of each row (0..K-1), the 2-D coordinates of each row (for the picture), and how K was
     chosen (`method`: "fixed", "eigengap" or "trivial"; `eigenvalues` of A, leading first)."""
 
     labels: np.ndarray
@@ -28,33 +28,41 @@ class Clustering:
     method: str
     eigenvalues: list[float] = field(default_factory=list)
     sigma: float = 0.0
+    sample: int | None = None  # clustered on a sample of this many rows, the rest assigned out of sample
 
 
-def knn(x: np.ndarray, k: int, block_cells: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` nearest neighbours of every row of the L2-normalised float32 `x` (itself left out): their indices
-    and Euclidean distances, nearest first. Exact: one float32 matrix product per block of rows against all rows
+def knn(
+    x: np.ndarray, k: int, base: np.ndarray | None = None, block_cells: int = 1 << 25
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` nearest neighbours of every row of the L2-normalised float32 `x` among the rows of `base` (default:
+    `x` itself, each row left out of its own list): their indices and Euclidean distances, nearest first. Exact: one float32 matrix product per block of rows against all rows
     (at most `block_cells` similarities held at once) and the top k of each row (torch's topk when torch is
     installed, as with the `models` extra: an order of magnitude faster than numpy's partial sort)."""
     try:
         import torch
     except ImportError:
         torch = None
-    n = x.shape[0]
-    rows = max(1, min(n, block_cells // max(n, 1)))
+    own = base is None
+    y = x if base is None else base
+    n, m = x.shape[0], y.shape[0]
+    rows = max(1, min(n, block_cells // max(m, 1)))
     idx = np.empty((n, k), dtype=np.int64)
     best = np.empty((n, k), dtype=np.float32)
     xt = torch.from_numpy(np.ascontiguousarray(x)) if torch is not None else None
+    yt = torch.from_numpy(np.ascontiguousarray(y)) if torch is not None else None
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         diag = (np.arange(stop - start), np.arange(start, stop))
-        if xt is not None:
-            sim_t = xt[start:stop] @ xt.T
-            sim_t[diag] = -float("inf")  # not its own neighbour
+        if xt is not None and yt is not None:
+            sim_t = xt[start:stop] @ yt.T
+            if own:
+                sim_t[diag] = -float("inf")  # not its own neighbour
             top_sim, top = torch.topk(sim_t, k, dim=1, sorted=True)
             best[start:stop], idx[start:stop] = top_sim.numpy(), top.numpy()
         else:
-            sim = x[start:stop] @ x.T
-            sim[diag] = -np.inf
+            sim = x[start:stop] @ y.T
+            if own:
+                sim[diag] = -np.inf
             part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             part_sim = np.take_along_axis(sim, part, axis=1)
             order = np.argsort(-part_sim, axis=1, kind="stable")
@@ -159,15 +167,42 @@ def relabel(labels: np.ndarray) -> np.ndarray:
 
 def s2ric(
     embeddings: np.ndarray, clusters: int | str = "auto", *, k_neighbors: int = 15, max_clusters: int = 30,
-    seed: int = 0,
+    seed: int = 0, sample: int | None = None,
 ) -> Clustering:  # fmt: skip
-    """Cluster the rows of `embeddings` (S2RIC); `clusters` "auto" (eigengap) or a fixed K."""
+    """Cluster the rows of `embeddings` (S2RIC); `clusters` "auto" (eigengap) or a fixed K.
+
+    Beyond `sample` rows, S2RIC runs on a random sample of that many (seeded) and every other row is assigned
+    out of sample: the cluster with the largest kernel weight among its k nearest sampled rows, and the kernel-
+    weighted mean of their map coordinates."""
     x = np.asarray(embeddings, dtype=np.float32)
     n = x.shape[0]
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     x = (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
     if n < 4 or clusters == 1:
         return Clustering(np.zeros(n, dtype=np.int64), np.zeros((n, 2)), 1, "trivial" if n < 4 else "fixed")
+    if sample is None or n <= sample:
+        return _s2ric(x, clusters, k_neighbors, max_clusters, seed)
+    pick = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
+    core = _s2ric(x[pick], clusters, k_neighbors, max_clusters, seed)
+    rest = np.setdiff1d(np.arange(n), pick)
+    k = min(k_neighbors, sample)
+    idx, dist = knn(x[rest], k, base=x[pick])
+    w = np.exp(-(dist.astype(np.float64) ** 2) / (2.0 * core.sigma**2)) + 1e-300
+    votes = np.zeros((rest.size, core.k))
+    np.add.at(votes, (np.repeat(np.arange(rest.size), k), core.labels[idx].ravel()), w.ravel())
+    labels = np.empty(n, dtype=np.int64)
+    labels[pick], labels[rest] = core.labels, np.argmax(votes, axis=1)
+    coords = np.empty((n, 2))
+    coords[pick] = core.coords
+    coords[rest] = np.einsum("rk,rkc->rc", w, core.coords[idx]) / w.sum(axis=1, keepdims=True)
+    labels = relabel(labels)
+    return Clustering(
+        labels, coords, int(labels.max()) + 1, core.method, core.eigenvalues, core.sigma, sample
+    )
+
+
+def _s2ric(x: np.ndarray, clusters: int | str, k_neighbors: int, max_clusters: int, seed: int) -> Clustering:
+    n = x.shape[0]
     w, sigma = knn_affinity(x, k_neighbors)
     a, inv_sqrt = normalised_affinity(w)
     want = max_clusters if clusters == "auto" else int(clusters)
