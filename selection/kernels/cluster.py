@@ -12,6 +12,7 @@ No N×N dense matrix is ever built: the graph holds N·k edges.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,13 +36,13 @@ def knn(
     x: np.ndarray, k: int, base: np.ndarray | None = None, block_cells: int = 1 << 25
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `k` nearest neighbours of every row of the L2-normalised float32 `x` among the rows of `base` (default:
-    `x` itself, each row left out of its own list): their indices and Euclidean distances, nearest first. Exact: one float32 matrix product per block of rows against all rows
-    (at most `block_cells` similarities held at once) and the top k of each row (torch's topk when torch is
-    installed, as with the `models` extra: an order of magnitude faster than numpy's partial sort)."""
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    `x` itself, each row left out of its own list): their indices and Euclidean distances, nearest first.
+    Exact: one float32 matrix product per block of rows against all of `base` (at most `block_cells`
+    similarities held at once) and the top k of each row (torch's topk when torch is installed, as with the
+    `models` extra: an order of magnitude faster than numpy's partial sort)."""
+    import importlib.util
+
+    torch: Any = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
     own = base is None
     y = x if base is None else base
     n, m = x.shape[0], y.shape[0]
