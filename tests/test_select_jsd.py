@@ -108,6 +108,10 @@ def test_a_folder_that_is_not_a_causal_lm_is_one_clear_error(tmp_path: Path) -> 
     ResNetConfig().save_pretrained(tmp_path / "vision")
     with pytest.raises(InputError, match="not a Hugging Face causal language model"):
         load_causal_lm(tmp_path / "vision", "--pruned")
+    from sift.selection.kernels.embed import default_embedder
+
+    with pytest.raises(InputError, match="saved as BertModel"):  # an encoder, not a next-token model
+        load_causal_lm(default_embedder(), "--original")
     with pytest.raises(InputError, match="not a folder"):
         load_causal_lm(tmp_path / "missing", "--original")
 

@@ -39,6 +39,10 @@ def token_jsd(logp: Any, logq: Any) -> Any:
     return (0.5 * (kl_to_m(logp) + kl_to_m(logq))).clamp_min(0.0)
 
 
+# class names of the Hugging Face models that predict the next token
+CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
 @dataclass
 class CausalLM:
     """A causal LM and its tokenizer, loaded from a local folder."""
@@ -58,11 +62,16 @@ def load_causal_lm(path: str | os.PathLike[str], option: str) -> CausalLM:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        saved_as = list(getattr(config, "architectures", None) or [])
+        if saved_as and not any(a.endswith(CAUSAL_SUFFIXES) for a in saved_as):
+            # an encoder (say BERT) would load with a freshly initialised LM head: refuse it instead
+            raise ValueError(f"it was saved as {', '.join(saved_as)}")
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:  # transformers raises many types for a folder that is not a causal LM
