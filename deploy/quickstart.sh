@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-EXTRAS=${SIFT_EXTRAS:-spark,dev}
+EXTRAS=${SIFT_EXTRAS:-spark,dev,models}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

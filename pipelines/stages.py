@@ -33,6 +33,7 @@ STAGES = (
     Stage("sift.pipelines.ingest.config", None, "sift.assets.raw"),
     Stage("sift.dedup.config", "sift.pipelines.cli_dedup", "sift.assets.dedup"),
     Stage("sift.dedup.containment.config", "sift.pipelines.cli_contain", "sift.assets.containment"),
+    Stage("sift.selection.config", "sift.pipelines.cli_select", "sift.assets.selection"),
 )
 
 for _stage in STAGES:
@@ -42,6 +43,7 @@ for _stage in STAGES:
 from sift.dedup.config import DedupConfig  # noqa: E402
 from sift.dedup.containment.config import ContainConfig  # noqa: E402
 from sift.pipelines.ingest.config import IngestConfig  # noqa: E402
+from sift.selection.config import SelectionConfig  # noqa: E402
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -67,6 +69,7 @@ __all__ = [
     "ContainConfig",
     "DedupConfig",
     "IngestConfig",
+    "SelectionConfig",
     "Stage",
     "assets_and_checks",
     "register_commands",
