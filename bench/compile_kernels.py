@@ -101,7 +101,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sift-compile-bench-"))
     site = args.site or install(tmp)
     base = {k: v for k, v in os.environ.items() if k not in ("SIFT_KERNEL_CACHE", "NUMBA_CACHE_DIR")}
-    env = {**base, "PYTHONPATH": str(site), "NUMBA_CACHE_DIR": str(tmp / "numba")}
+    env = {
+        **base,
+        "PYTHONPATH": str(site),
+        "NUMBA_CACHE_DIR": str(tmp / "numba"),
+        "PYSPARK_PYTHON": sys.executable,
+    }
     result: dict[str, object] = {"site": str(site), "mb": args.mb}
     has_compile = (site / "sift" / "pipelines" / "compile.py").exists()
     if has_compile and not args.no_compile:

@@ -4,7 +4,7 @@ installation or cluster image (`sift.pipelines.core.kernel_cache` says why and h
 The kernels of SlimPajama dedup (facts, normalisation, Jaccard verification, components, survivors) and R2D2
 containment's long-value hash are called here exactly as the Polars and Spark engines call them, on a few tiny
 inputs that take every path with its own argument types (ASCII, non-ASCII and non-NFC texts, string and
-large_string arrays, each signature kind and shingle kind). A kernel signature already in the cache is loaded, not
+large_string arrays, mutable and immutable (IPC) buffers, each signature kind and shingle kind). A kernel signature already in the cache is loaded, not
 compiled, so running it again is quick and changes nothing. Also `python -m sift.pipelines.compile`.
 """
 
@@ -53,6 +53,21 @@ def _documents(text_type: pa.DataType) -> pa.RecordBatch:
     )
 
 
+def _read_only(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch as Arrow IPC hands it over (Spark's `mapInArrow`, the Polars engine's memory-mapped work
+    tables): immutable buffers, which numba types as read-only arrays, a signature of their own."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return pa.ipc.open_stream(sink.getvalue()).read_next_batch()
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    out = a.copy()
+    out.flags.writeable = False
+    return out
+
+
 def _dedup_workload() -> None:
     """The dedup kernels as `dedup/engines/polars.py` and `dedup/engines/spark.py` call them."""
     from sift.dedup import kernels
@@ -65,28 +80,34 @@ def _dedup_workload() -> None:
         DedupConfig(ngram=100),  # longer than the fused kernels' ring: the token-array path
     ]
     for text_type in (pa.string(), pa.large_string()):
-        batch = _documents(text_type)
-        texts = batch.column("text")
-        n = batch.num_rows
-        a = np.array([0, 0, 2, 4], np.int64)
-        b = np.array([1, 3, 3, 5], np.int64)
-        for cfg in configs:
-            facts = kernels.facts_batch(batch, cfg)
-            sig = facts.column("signature").flatten().to_numpy().reshape(n, cfg.num_perm)
-            kernels.signature_agreement(sig, rows_a=a, rows_b=b)  # Polars engine
-            kernels.signature_agreement(sig[a], sig[b])  # Spark engine
-            word = cfg.shingle == "word"
-            kernels.jaccard_texts(
-                texts, a, b, ngram=cfg.ngram, word=word, seed=cfg.seed, normalise_first=True,
-                unicode_punctuation=cfg.strip_unicode_punctuation, threshold=cfg.threshold,
-            )  # fmt: skip
-            na = kernels.normalise(texts.take(pa.array(a)), unicode_punctuation=cfg.strip_unicode_punctuation)
-            nb = kernels.normalise(texts.take(pa.array(b)), unicode_punctuation=cfg.strip_unicode_punctuation)
-            kernels.jaccard_pairs(na, nb, ngram=cfg.ngram, word=word, seed=cfg.seed, threshold=cfg.threshold)
-            offsets, values = kernels.shingle_sets(na, ngram=cfg.ngram, word=word, seed=cfg.seed)
-            kernels.jaccard_edges(offsets, values, np.array([0, 1], np.int64), np.array([1, 2], np.int64))
-        kernels.connected_components(n, a, b)
-        kernels.greedy_survivors(n, a, b, np.linspace(0.8, 1.0, a.size))
+        for batch in (_documents(text_type), _read_only(_documents(text_type))):
+            texts = batch.column("text")
+            n = batch.num_rows
+            a = np.array([0, 0, 2, 4], np.int64)
+            b = np.array([1, 3, 3, 5], np.int64)
+            for cfg in configs:
+                facts = kernels.facts_batch(batch, cfg)
+                sig = facts.column("signature").flatten().to_numpy().reshape(n, cfg.num_perm)
+                for s in (sig, _frozen(sig)):
+                    kernels.signature_agreement(s, rows_a=a, rows_b=b)  # Polars engine
+                    kernels.signature_agreement(s[a], s[b])  # Spark engine
+                word = cfg.shingle == "word"
+                kernels.jaccard_texts(
+                    texts, a, b, ngram=cfg.ngram, word=word, seed=cfg.seed, normalise_first=True,
+                    unicode_punctuation=cfg.strip_unicode_punctuation, threshold=cfg.threshold,
+                )  # fmt: skip
+                punct = cfg.strip_unicode_punctuation
+                na = kernels.normalise(texts.take(pa.array(a)), unicode_punctuation=punct)
+                nb = kernels.normalise(texts.take(pa.array(b)), unicode_punctuation=punct)
+                kernels.normalise(texts, unicode_punctuation=punct)
+                kernels.jaccard_pairs(
+                    na, nb, ngram=cfg.ngram, word=word, seed=cfg.seed, threshold=cfg.threshold
+                )
+                offsets, values = kernels.shingle_sets(na, ngram=cfg.ngram, word=word, seed=cfg.seed)
+                kernels.jaccard_edges(offsets, values, np.array([0, 1], np.int64), np.array([1, 2], np.int64))
+            for ea, eb in ((a, b), (_frozen(a), _frozen(b))):
+                kernels.connected_components(n, ea, eb)
+                kernels.greedy_survivors(n, ea, eb, np.linspace(0.8, 1.0, a.size))
 
 
 def _containment_workload() -> None:
@@ -95,12 +116,13 @@ def _containment_workload() -> None:
     from sift.dedup.containment.kernels_numba import _fold, _hash_bytes, _hash_words
 
     blobs = pa.array([b"x" * 100, None, b"long value " * 10], pa.large_binary())
-    offsets, data = _blob_buffers(blobs)
-    valid = np.array([True, False, True])
     seed = np.uint64(0x5EED)
-    h = _hash_bytes(offsets, data, valid, seed, NULL_HASH)
-    _hash_words(np.zeros((3, 2), np.int64), valid, seed, NULL_HASH)
-    _fold(h, h)
+    for batch in (pa.record_batch({"v": blobs}), _read_only(pa.record_batch({"v": blobs}))):
+        offsets, data = _blob_buffers(batch.column("v"))
+        valid = np.array([True, False, True])
+        h = _hash_bytes(offsets, data, valid, seed, NULL_HASH)
+        _hash_words(np.zeros((3, 2), np.int64), valid, seed, NULL_HASH)
+        _fold(h, h)
 
 
 def compile_kernels() -> CompileReport:

@@ -211,7 +211,8 @@ def task(batches):
 
     class Count(event.Listener):
         def on_start(self, ev):
-            compiles.append(ev.data["dispatcher"].py_func.__qualname__)
+            d = ev.data["dispatcher"]
+            compiles.append(f"{d.py_func.__module__}.{d.py_func.__qualname__}{ev.data['args']}")
         def on_end(self, ev):
             pass
 
@@ -227,7 +228,7 @@ def task(batches):
             sim = kernels.jaccard_pairs(kernels.normalise(text), kernels.normalise(text), ngram=cfg.ngram,
                                         word=False, seed=cfg.seed, threshold=cfg.threshold)
             assert facts.num_rows == batch.num_rows and len(sim) == batch.num_rows
-    yield pa.record_batch({"pid": [os.getpid()], "compiles": [len(compiles)]})
+    yield pa.record_batch({"pid": [os.getpid()], "compiles": [";".join(compiles)]})
 
 spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
 docs = spark.createDataFrame(
@@ -235,8 +236,8 @@ docs = spark.createDataFrame(
      for i in range(50)],
     "_row long, id string, source string, text string",
 ).coalesce(1)
-row = docs.mapInArrow(task, "pid long, compiles long").collect()[0]
-print("EXECUTOR", row.pid, row.compiles, os.getpid())
+row = docs.mapInArrow(task, "pid long, compiles string").collect()[0]
+print("EXECUTOR", row.pid, os.getpid(), "COMPILED", row.compiles)
 spark.stop()
 """
 
@@ -248,14 +249,14 @@ def test_a_fresh_spark_executor_worker_loads_the_kernels(installed: Path, tmp_pa
     driver) runs the facts and verification kernels without compiling any."""
     proc = subprocess.run(
         [sys.executable, "-c", _EXECUTOR_TASK],
-        env=_env(installed, tmp_path / "numba"), capture_output=True, text=True, timeout=600, check=False,
+        env=_env(installed, tmp_path / "numba", PYSPARK_PYTHON=sys.executable), capture_output=True, text=True,
+        timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    found = re.search(r"EXECUTOR (\d+) (\d+) (\d+)", proc.stdout)
+    found = re.search(r"EXECUTOR (\d+) (\d+) COMPILED (.*)", proc.stdout)
     assert found, proc.stdout + proc.stderr[-2000:]
-    worker, compiles, driver = (int(g) for g in found.groups())
-    assert worker != driver
-    assert compiles == 0
+    assert found.group(1) != found.group(2)  # the task ran in a Python worker, not in the driver
+    assert found.group(3).strip() == ""
 
 
 def _timed_dedup(site: Path, numba_cache: Path, docs: Path, out: Path) -> float:
