@@ -164,6 +164,34 @@ def test_the_stamp_is_the_content_of_the_kernel_modules(tmp_path: Path) -> None:
     assert stamp() != first
 
 
+def test_an_unusable_package_folder_falls_back_to_numbas_own_cache(tmp_path: Path) -> None:
+    """When the package folder cannot be written (here: it would be under a file), a kernel is compiled once and
+    kept in numba's normal cache (`NUMBA_CACHE_DIR`), from which the next process loads it."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {
+        **os.environ,
+        "SIFT_KERNEL_CACHE": str(blocker / "cache"),
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+    }
+    code = (
+        "import numpy as np; from sift.dedup.kernels import survivors as s; "
+        "s.connected_components(3, np.array([0]), np.array([2])); "
+        "print(sum(s._union_find.stats.cache_misses.values()), sum(s._union_find.stats.cache_hits.values()))"
+    )
+
+    def run() -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout.split()
+
+    assert run() == ["1", "0"]  # compiled
+    assert any((tmp_path / "numba").rglob("survivors._union_find-*.nbc"))
+    assert run() == ["0", "1"]  # loaded from numba's cache
+
+
 @pytest.mark.slow
 def test_a_copied_installation_loads_every_kernel_without_compiling(installed: Path, tmp_path: Path) -> None:
     """The compiled cache travels with the installation (an image copy, a wheel built from it): moved to another

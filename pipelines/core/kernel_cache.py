@@ -5,10 +5,11 @@ containment's `kernels_numba.py`) is declared with `kernel(...)` instead of `num
 code is cached in a package-owned folder, `_kernel_cache/` next to this module (or `$SIFT_KERNEL_CACHE`), which
 `sift compile` fills once per installation or cluster image (`sift.pipelines.compile`). Why not numba's own cache:
 
-- numba's default cache lives in the per-user cache folder or `$NUMBA_CACHE_DIR` (empty in every fresh container,
-  so every Spark executor's Python worker compiled again), or in the source's `__pycache__` where numba's index is
-  keyed on the source file's absolute path (user-wide cache) and, before numba 0.64, on its mtime, which wheel
-  installs and image copies change. Here the index is stamped with the content hash of all kernel modules together
+- numba's default cache lives in the source's `__pycache__` when that is writable, else in `$NUMBA_CACHE_DIR` or
+  the per-user cache folder, under a name derived from the source's absolute path (empty in every fresh container,
+  so every Spark executor's Python worker compiled again); older numba releases also key the index on the source
+  file's mtime, which wheel installs and image copies change. And a process only caches the argument types it met:
+  the driver's cache lacks the read-only arrays of Spark's immutable Arrow batches, which `sift compile` covers. Here the index is stamped with the content hash of all kernel modules together
   (`KERNEL_MODULES`): a copied installation loads the same entries, and a change to any kernel module (numba's
   index only hashes the calling function's own file, not the callees it inlines from other modules) recompiles all.
 - The package folder is read when it is read-only too (an image whose site-packages belong to root). A signature
@@ -187,7 +188,10 @@ if _NUMBA_PROBLEM is None:
         def load_overload(self, sig: Any, target_context: Any) -> Any:
             if not self._enabled:
                 return None
-            found = self.package.load_overload(sig, target_context)
+            try:
+                found = self.package.load_overload(sig, target_context)
+            except OSError:  # an unreadable package folder: a miss
+                found = None
             if found is None:
                 found = self.fallback().load_overload(sig, target_context)
             return found
