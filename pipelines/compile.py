@@ -4,8 +4,9 @@ installation or cluster image (`sift.pipelines.core.kernel_cache` says why and h
 The kernels of SlimPajama dedup (facts, normalisation, Jaccard verification, components, survivors) and R2D2
 containment's long-value hash are called here exactly as the Polars and Spark engines call them, on a few tiny
 inputs that take every path with its own argument types (ASCII, non-ASCII and non-NFC texts, string and
-large_string arrays, mutable and immutable (IPC) buffers, each signature kind and shingle kind). A kernel signature already in the cache is loaded, not
-compiled, so running it again is quick and changes nothing. Also `python -m sift.pipelines.compile`.
+large_string arrays, mutable and immutable (IPC) buffers, each signature kind and shingle kind). A kernel signature
+already in the cache is loaded, not compiled, so running it again is quick and changes nothing. Also
+`python -m sift.pipelines.compile`.
 """
 
 from __future__ import annotations

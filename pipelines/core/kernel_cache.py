@@ -9,9 +9,10 @@ code is cached in a package-owned folder, `_kernel_cache/` next to this module (
   the per-user cache folder, under a name derived from the source's absolute path (empty in every fresh container,
   so every Spark executor's Python worker compiled again); older numba releases also key the index on the source
   file's mtime, which wheel installs and image copies change. And a process only caches the argument types it met:
-  the driver's cache lacks the read-only arrays of Spark's immutable Arrow batches, which `sift compile` covers. Here the index is stamped with the content hash of all kernel modules together
-  (`KERNEL_MODULES`): a copied installation loads the same entries, and a change to any kernel module (numba's
-  index only hashes the calling function's own file, not the callees it inlines from other modules) recompiles all.
+  the driver's cache lacks the read-only arrays of Spark's immutable Arrow batches, which `sift compile` covers.
+- Here the index is stamped with the content hash of all kernel modules together (`KERNEL_MODULES`): a copied
+  installation loads the same entries, and a change to any kernel module (numba's index only hashes the calling
+  function's own file, not the callees it inlines from other modules) recompiles all.
 - The package folder is read when it is read-only too (an image whose site-packages belong to root). A signature
   missing there is compiled and saved to the package folder when it is writable, else to numba's normal cache
   (`$NUMBA_CACHE_DIR`, the source's `__pycache__`, or the per-user cache), and read back from there next time.
