@@ -203,6 +203,19 @@ def spark_job() -> None:
     print(path())
 
 
+@app.command("compile")
+def compile_() -> None:
+    """Compile the numba kernels into the installation's kernel cache (once per install or cluster image)."""
+    from sift.pipelines.compile import main as compile_main
+    from sift.pipelines.core.kernel_cache import NumbaInternalsChanged
+
+    try:
+        compile_main()
+    except (NumbaInternalsChanged, PermissionError) as exc:
+        print_error(exc)
+        raise typer.Exit(1) from exc
+
+
 @config_app.command("show")
 def config_show(config: ConfigOpt = None) -> None:
     """Print the effective configuration of every stage (defaults < TOML < environment) as TOML."""

@@ -7,13 +7,13 @@ Imported only when such a column appears (loading numba costs about a second).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from sift.pipelines.core.hashing_numba import mix64
+from sift.pipelines.core.kernel_cache import kernel
 
 
-@numba.njit(cache=True)
+@kernel()
 def _hash_words(words, valid, seed, null_hash):
     n, k = words.shape
     out = np.empty(n, dtype=np.uint64)
@@ -28,7 +28,7 @@ def _hash_words(words, valid, seed, null_hash):
     return out
 
 
-@numba.njit(cache=True)
+@kernel()
 def _hash_bytes(offsets, data, valid, seed, null_hash):
     n = offsets.shape[0] - 1
     out = np.empty(n, dtype=np.uint64)
@@ -57,7 +57,7 @@ def _hash_bytes(offsets, data, valid, seed, null_hash):
     return out
 
 
-@numba.njit(cache=True)
+@kernel()
 def _fold(acc, col):
     out = np.empty(acc.shape[0], dtype=np.uint64)
     for i in range(acc.shape[0]):

@@ -9,14 +9,15 @@ bijection of uint64 (a permutation for MinHash: `splitmix64(x ^ seed)`).
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from sift.pipelines.core.kernel_cache import kernel
 
 _POLY = np.uint64(0x100000001B3 * 2 + 0x5BD1E995 * 2 + 1)  # odd multiplier of the rolling polynomial hash
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _decode(data: np.ndarray, i: int) -> tuple[int, int]:
     """(code point, byte length) of the UTF-8 sequence starting at data[i]."""
     b0 = int(data[i])

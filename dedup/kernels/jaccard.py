@@ -19,9 +19,10 @@ from sift.dedup.kernels.normalise import _sources, _text_of, string_buffers
 from sift.dedup.kernels.shingles import _ascii_tokens, _doc_shingles
 from sift.pipelines.core.hashing import GOLDEN
 from sift.pipelines.core.hashing_numba import splitmix64
+from sift.pipelines.core.kernel_cache import kernel
 
 
-@nb.njit(cache=True)
+@kernel()
 def _count_bound(offsets: np.ndarray) -> np.ndarray:
     n = offsets.shape[0] - 1
     out = np.zeros(n + 1, np.int64)
@@ -30,7 +31,7 @@ def _count_bound(offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True)
+@kernel()
 def _shingle_sets(offsets, data, ngram, word, seed, bound, values, lengths):
     n = offsets.shape[0] - 1
     tok = np.empty(64, np.uint64)
@@ -69,13 +70,13 @@ def shingle_sets(normalised: pa.Array, *, ngram: int, word: bool, seed: int) -> 
     return out_off, values[keep]
 
 
-@nb.njit(cache=True)
+@kernel()
 def _mark_prefix(bound, lengths, keep):
     for d in range(lengths.shape[0]):
         keep[bound[d] : bound[d] + lengths[d]] = True
 
 
-@nb.njit(cache=True)
+@kernel()
 def _jaccard(va: np.ndarray, vb: np.ndarray) -> float:
     i = 0
     j = 0
@@ -97,7 +98,7 @@ def _jaccard(va: np.ndarray, vb: np.ndarray) -> float:
     return inter / union
 
 
-@nb.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def jaccard_edges(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact Jaccard of the shingle sets of documents a[i] and b[i] (indices into the CSR sets)."""
     out = np.empty(a.shape[0], np.float64)
@@ -108,7 +109,7 @@ def jaccard_edges(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.
     return out
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _set_insert(keys: np.ndarray, mask: int, h: np.uint64) -> bool:
     """Insert h (nonzero) into an open-addressing set in keys[0..mask] (0 = empty slot); True if it was new."""
     i = int(h) & mask
@@ -120,7 +121,7 @@ def _set_insert(keys: np.ndarray, mask: int, h: np.uint64) -> bool:
     return True
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _set_contains(keys: np.ndarray, mask: int, h: np.uint64) -> bool:
     i = int(h) & mask
     while keys[i] != 0:
@@ -130,13 +131,13 @@ def _set_contains(keys: np.ndarray, mask: int, h: np.uint64) -> bool:
     return False
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _nonzero(h: np.uint64) -> np.uint64:
     """Shingle hash as a set key: 0 marks empty slots, so the hash 0 (probability 2^-64) takes another value."""
     return h if h != 0 else GOLDEN
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _table_mask(m: int) -> int:
     """Mask of the smallest power-of-two table with at least 2m slots (load <= 1/2)."""
     size = 16
@@ -145,7 +146,7 @@ def _table_mask(m: int) -> int:
     return size - 1
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _out_of_reach(inter: int, rest: int, na: int, nb_: int, thr: float) -> bool:
     """Whether a pair can no longer reach Jaccard thr: with `inter` shared and `nb_` unique shingles of b seen
     and at most `rest` shingles of b to come, J <= min(inter + rest, na) / (na + nb_ - inter)."""
@@ -155,7 +156,7 @@ def _out_of_reach(inter: int, rest: int, na: int, nb_: int, thr: float) -> bool:
     return top < thr * (na + nb_ - inter)
 
 
-@nb.njit(cache=True)
+@kernel()
 def _char_set(src, s, e, ngram, seed, asc, keys, mask) -> int:
     """Insert every character n-gram shingle hash of src[s:e] into the set keys[0..mask] (the values of
     `_doc_shingles`, computed in one pass with a ring of the last n tokens); returns the number of new ones."""
@@ -188,7 +189,7 @@ def _char_set(src, s, e, ngram, seed, asc, keys, mask) -> int:
     return u
 
 
-@nb.njit(cache=True)
+@kernel()
 def _char_probe(src, s, e, ngram, seed, asc, keys, mask, keys_a, mask_a, na, thr):
     """b's side of a pair, in one pass like `_char_set`: each shingle of src[s:e] is inserted into b's set and,
     when new, looked up in a's. Returns (shared, unique of b, rest): rest is 0 when b was streamed whole; with
@@ -237,7 +238,7 @@ def _char_probe(src, s, e, ngram, seed, asc, keys, mask, keys_a, mask_a, na, thr
     return inter, u, 0
 
 
-@nb.njit(cache=True)
+@kernel()
 def _jaccard_chunk(sources, ea, eb, lo, hi, ngram, word, seed, thr, out):
     """Edges lo..hi (grouped by ea): the shingle set of each distinct `a` is built once, every `b` streamed.
     Each set is a table of only as many slots as its own document needs (cleared before use, one cache line
@@ -306,7 +307,7 @@ def _jaccard_chunk(sources, ea, eb, lo, hi, ngram, word, seed, thr, out):
         out[e] = min(inter + rest, na) / union if union > 0 else 0.0
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
+@kernel(parallel=True, nogil=True)
 def _jaccard_grouped(sources, ea, eb, bounds, ngram, word, seed, thr, out):
     """Edge chunks across threads (`_jaccard_chunk`); sources: the text buffers (`_sources`)."""
     for c in nb.prange(bounds.shape[0] - 1):

@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 
 from sift.dedup.kernels.chartable import _char_classes
 from sift.dedup.kernels.hashing import _decode
+from sift.pipelines.core.kernel_cache import kernel
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _encode(cp: int, out: np.ndarray, w: int) -> int:
     """Write code point cp as UTF-8 at out[w:]; returns the end."""
     if cp < 0x80:
@@ -43,14 +44,14 @@ def _encode(cp: int, out: np.ndarray, w: int) -> int:
     return w + 4
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def _grown(size):
     """Room for a normalised text of `size` raw bytes: lower-casing lengthens a few code points by a third (two
     UTF-8 bytes to three)."""
     return size + (size >> 1) + 4
 
 
-@nb.njit(cache=True)
+@kernel()
 def _strip_collapse_doc(data, i, e, table, punct_mask, out, w):
     """One document (in NFC): letters lower-cased, punctuation code points dropped, whitespace runs turned into one
     space, both ends trimmed; written to out[w:], which has room for `_grown` bytes. Returns the end of what was
@@ -100,7 +101,7 @@ def _strip_collapse_doc(data, i, e, table, punct_mask, out, w):
     return w
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
+@kernel(parallel=True, nogil=True)
 def _strip_collapse(
     bounds, offsets, data, alt, alt_offsets, alt_data, table, punct_mask, cap_off, lengths, out
 ):
@@ -121,7 +122,7 @@ def _strip_collapse(
             w = e
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
+@kernel(parallel=True, nogil=True)
 def _any_nfc_maybe(offsets, data, docs, table, out):
     """out[k]: whether document docs[k] holds a code point that may make it non-NFC (class bit 8)."""
     for k in nb.prange(docs.shape[0]):
@@ -245,7 +246,7 @@ def _sources(texts: pa.Array, *, normalise_first: bool, unicode_punctuation: boo
     return texts, (offsets, data, alt, alt_offsets, alt_data, _char_classes(), mask, normalise_first)
 
 
-@nb.njit(cache=True)
+@kernel()
 def _text_of(d, sources, buf):
     """(src, start, end, buf) of document d's normalised text (`_sources`): its own bytes, or (normalise_first)
     the raw text normalised into buf, which is grown if too small and returned."""

@@ -8,14 +8,14 @@ window of n tokens, mixed again.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from sift.dedup.kernels.hashing import _POLY, _decode
 from sift.pipelines.core.hashing_numba import splitmix64
+from sift.pipelines.core.kernel_cache import kernel
 
 
-@nb.njit(cache=True)
+@kernel()
 def _ascii_tokens(seed: np.uint64) -> np.ndarray:
     """The token value of each ASCII code point (a lookup instead of a mix for most characters)."""
     out = np.empty(128, np.uint64)
@@ -31,7 +31,7 @@ def _ascii_tokens(seed: np.uint64) -> np.ndarray:
 # the per-character token (a helper with inline="always") made it 0.53 s -> 1.5 s and Jaccard verification
 # 1.3 s -> 2.7 s (CPU seconds, one thread). So the copies stay; a change to one must be made to all four, and
 # tests/test_dedup_kernels.py checks that they agree.
-@nb.njit(cache=True)
+@kernel()
 def _tokens(data, start, end, word, seed, out, asc) -> int:
     """Write one mixed 64-bit value per token (code point, or space-separated word) of data[start:end] into out;
     asc = _ascii_tokens(seed)."""
@@ -70,7 +70,7 @@ def _tokens(data, start, end, word, seed, out, asc) -> int:
     return n
 
 
-@nb.njit(cache=True)
+@kernel()
 def _window_hashes(tok: np.ndarray, ntok: int, ngram: int, out: np.ndarray) -> int:
     """Rolling polynomial hash of every `ngram`-token window (one window of all tokens if fewer), mixed."""
     if ntok == 0:
@@ -96,7 +96,7 @@ def _window_hashes(tok: np.ndarray, ntok: int, ngram: int, out: np.ndarray) -> i
     return n
 
 
-@nb.njit(cache=True)
+@kernel()
 def _doc_shingles(data, start, end, ngram, word, seed, tok, out, asc) -> int:
     ntok = _tokens(data, start, end, word, seed, tok, asc)
     return _window_hashes(tok, ntok, ngram, out)

@@ -21,9 +21,10 @@ from sift.dedup.kernels.normalise import _chunk_bounds, _sources, _text_of
 from sift.dedup.kernels.shingles import _ascii_tokens, _tokens, _window_hashes
 from sift.pipelines.core.hashing import M1, M2
 from sift.pipelines.core.hashing_numba import splitmix64
+from sift.pipelines.core.kernel_cache import kernel
 
 
-@nb.njit(cache=True)
+@kernel()
 def _exact_hash(data: np.ndarray, start: int, end: int, seed: np.uint64) -> tuple[np.uint64, np.uint64]:
     """Two independent 64-bit hashes of a byte range (128 bits against accidental exact-duplicate collisions),
     eight bytes (one little-endian word) per step, the tail byte by byte."""
@@ -49,7 +50,7 @@ def _exact_hash(data: np.ndarray, start: int, end: int, seed: np.uint64) -> tupl
     return splitmix64(h1 ^ n), splitmix64(h2 + n)
 
 
-@nb.njit(cache=True)
+@kernel()
 def _signature_minhash(sh: np.ndarray, n: int, perm_seeds: np.ndarray, sig: np.ndarray) -> None:
     k = perm_seeds.shape[0]
     for p in range(k):
@@ -62,7 +63,7 @@ def _signature_minhash(sh: np.ndarray, n: int, perm_seeds: np.ndarray, sig: np.n
                 sig[p] = v
 
 
-@nb.njit(cache=True)
+@kernel()
 def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndarray) -> None:
     """One-permutation hashing into k bins, then optimal densification: an empty bin copies the value of the
     first non-empty bin on its own seeded probe sequence (the same sequence in every document)."""
@@ -77,7 +78,7 @@ def _signature_oph(sh: np.ndarray, n: int, k: int, seed: np.uint64, sig: np.ndar
     _densify(sig, k, seed)
 
 
-@nb.njit(cache=True)
+@kernel()
 def _oph_char_fused(src, s, e, ngram, seed, k, asc, sig) -> tuple[int, int]:
     """Character n-gram shingles of src[s:e] straight into a one-permutation signature (the values and bins of
     `_tokens` + `_window_hashes` + `_signature_oph`'s first pass, in one pass with a ring of the last n tokens
@@ -126,7 +127,7 @@ def _oph_char_fused(src, s, e, ngram, seed, k, asc, sig) -> tuple[int, int]:
     return n, m
 
 
-@nb.njit(cache=True)
+@kernel()
 def _densify(sig, k, seed) -> None:
     """Optimal densification of a one-permutation signature: each empty bin takes the value of the first
     non-empty bin on its own seeded probe sequence (the same sequence in every document)."""
@@ -149,7 +150,7 @@ def _densify(sig, k, seed) -> None:
                 attempt += np.uint64(1)
 
 
-@nb.njit(cache=True)
+@kernel()
 def _facts_one(src, s, e, d, params, tok, sh, sig, asc, out):
     """Facts of one normalised text src[s:e] into row d of out (`_doc_facts`; tok and sh hold at least e - s
     values)."""
@@ -197,7 +198,7 @@ def _facts_one(src, s, e, d, params, tok, sh, sig, asc, out):
         sigs[d, p] = sig[p]
 
 
-@nb.njit(cache=True)
+@kernel()
 def _doc_facts_range(lo, hi, sources, params, out):
     """Documents lo..hi. With normalise_first, each raw text (or its pre-folded non-ASCII form in alt_data) is
     normalised into a small per-thread buffer that stays in cache, and hashed from there; no normalised copy
@@ -216,7 +217,7 @@ def _doc_facts_range(lo, hi, sources, params, out):
         _facts_one(src, s, e, d, params, tok, sh, sig, asc, out)
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
+@kernel(parallel=True, nogil=True)
 def _doc_facts(bounds, sources, params, out):
     """Documents in chunks across threads; every output row depends only on its own document. sources: the text
     buffers (`_sources`); params: (ngram, word, seed, perm_seeds, use_oph, k, bands, rows, band_seeds); out:
@@ -263,7 +264,7 @@ def document_facts(
     }
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
+@kernel(parallel=True, nogil=True)
 def _agreement(sigs: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     n = ia.shape[0]
     k = sigs.shape[1]

@@ -7,11 +7,12 @@ of the LSH graph, one document kept per component), and the greedy survivors of 
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from sift.pipelines.core.kernel_cache import kernel
 
-@nb.njit(cache=True)
+
+@kernel()
 def _union_find(n, a, b):
     parent = np.arange(n)
     for e in range(a.shape[0]):
@@ -39,7 +40,7 @@ def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _union_find(n, np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64))
 
 
-@nb.njit(cache=True)
+@kernel()
 def _greedy(n, adj_off, adj_nb, adj_sim, kept, dup, sim):
     for i in range(n):
         best = -1

@@ -6,13 +6,13 @@ dedup's shingle, signature and band-key kernels call `splitmix64`, R2D2 containm
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from sift.pipelines.core.hashing import GOLDEN, M1, M2
+from sift.pipelines.core.kernel_cache import kernel
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def mix64(x: np.uint64) -> np.uint64:
     """splitmix64's finaliser: a bijection of uint64 with good avalanche."""
     x = (x ^ (x >> np.uint64(30))) * M1
@@ -20,7 +20,7 @@ def mix64(x: np.uint64) -> np.uint64:
     return x ^ (x >> np.uint64(31))
 
 
-@nb.njit(inline="always", cache=True)
+@kernel(inline="always")
 def splitmix64(x: np.uint64) -> np.uint64:
     """splitmix64: the finaliser of `x + GOLDEN` (a permutation of uint64; `splitmix64(x ^ seed)` for MinHash)."""
     x = x + GOLDEN  # (the finaliser written out again: one inlined body, not an inlined call of mix64)
