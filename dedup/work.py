@@ -130,7 +130,8 @@ def _quarantine(q: pa.Table | None) -> pa.Table:
     return pa.table(cols, schema=QUARANTINE_SCHEMA)
 
 
-def _split(items: Iterable[Any], batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+def split_documents(items: Iterable[Any], batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(documents, quarantine) batches of at most `batch_rows` documents, conformed (`id`, `source`, `text` first)."""
     if isinstance(items, (pa.Table, pa.RecordBatch)) or hasattr(items, "documents"):
         items = [items]
     for item in items:
@@ -156,7 +157,7 @@ def spill(
         return work.input_shards()
     first = 0
     i = -1
-    for i, (docs, q) in enumerate(_split(items, batch_rows)):
+    for i, (docs, q) in enumerate(split_documents(items, batch_rows)):
         path = work.input_shard(i)
         if work.done(path):
             first += work.marker(path)["rows"]
