@@ -158,6 +158,12 @@ def _greedy_fn(table: pa.Table) -> pa.Table:
     )
 
 
+def _join(left: DataFrame, right: DataFrame, on: str, how: str = "inner") -> DataFrame:
+    """A shuffle join: per-document tables (documents, edges, nodes) are never broadcast, which would send them
+    through the driver, whatever size Spark estimates for them."""
+    return left.join(right.hint("shuffle_merge"), on, how)
+
+
 def _checkpoint(df: DataFrame) -> DataFrame:
     return df.localCheckpoint(eager=True)
 
@@ -178,7 +184,7 @@ def connected_components(edges: DataFrame) -> DataFrame:
         )
         m = both.groupBy("x").agg(F.least(F.min("y"), F.col("x")).alias("m"))
         large = (
-            both.join(m, "x")
+            _join(both, m, "x")
             .where(F.col("y") > F.col("x"))
             .select(F.col("y").alias("p"), F.col("m").alias("q"))
         )
@@ -190,7 +196,7 @@ def connected_components(edges: DataFrame) -> DataFrame:
         # Small star: each node u links itself and its smaller neighbours to the smallest of them.
         sm = large.groupBy("u").agg(F.min("v").alias("m"))
         small = (
-            large.join(sm, "u")
+            _join(large, sm, "u")
             .select(F.col("v").alias("p"), F.col("m").alias("q"))
             .unionAll(sm.select(F.col("u").alias("p"), F.col("m").alias("q")))
         )
@@ -300,11 +306,14 @@ def _decisions(
     mode, the survivor. In verified mode the representative's greedy result decides: a kept representative keeps
     itself and removes its copies as exact duplicates; a removed one and its copies are near duplicates of the
     member that removed it."""
-    d = facts.select("_row", "id", "source", "nbytes", "h1", "h2").join(
-        reps.select("_row", "prio", "rep_row", "rep_id"), "_row", "left"
+    d = _join(
+        facts.select("_row", "id", "source", "nbytes", "h1", "h2"),
+        reps.select("_row", "prio", "rep_row", "rep_id"),
+        "_row",
+        "left",
     )
-    d = d.join(
-        labels.select(F.col("node").alias("rep_row"), F.col("comp").alias("rep_comp")), "rep_row", "left"
+    d = _join(
+        d, labels.select(F.col("node").alias("rep_row"), F.col("comp").alias("rep_comp")), "rep_row", "left"
     )
     eligible = F.col("rep_row").isNotNull()
     d = d.withColumn("label", F.when(eligible, F.coalesce(F.col("rep_comp"), -F.col("rep_row") - 1)))
@@ -324,7 +333,7 @@ def _decisions(
             F.col("best.h2").alias("cluster_h2"),
         )
     )
-    d = d.join(clusters, "label", "left")
+    d = _join(d, clusters, "label", "left")
     null_str = F.lit(None).cast("string")
     null_dbl = F.lit(None).cast("double")
     if config.mode == "slimpajama":
@@ -346,7 +355,7 @@ def _decisions(
             F.col("dup_id").alias("rep_dup_id"),
             F.col("sim").alias("rep_sim"),
         )
-        d = d.join(g, "rep_row", "left")
+        d = _join(d, g, "rep_row", "left")
         node_kept = F.coalesce(F.col("rep_kept"), F.lit(True))
         is_rep = F.col("rep_row") == F.col("_row")
         kept = eligible & node_kept & is_rep
@@ -446,12 +455,10 @@ def _plan(
         sigs = facts.select("_row", "signature")
 
         def verified() -> DataFrame:
-            pairs = (
-                cand.join(texts.select(F.col("_row").alias("a"), F.col("text").alias("ta")), "a")
-                .join(texts.select(F.col("_row").alias("b"), F.col("text").alias("tb")), "b")
-                .join(sigs.select(F.col("_row").alias("a"), F.col("signature").alias("sa")), "a")
-                .join(sigs.select(F.col("_row").alias("b"), F.col("signature").alias("sb")), "b")
-            )
+            pairs = _join(cand, texts.select(F.col("_row").alias("a"), F.col("text").alias("ta")), "a")
+            pairs = _join(pairs, texts.select(F.col("_row").alias("b"), F.col("text").alias("tb")), "b")
+            pairs = _join(pairs, sigs.select(F.col("_row").alias("a"), F.col("signature").alias("sa")), "a")
+            pairs = _join(pairs, sigs.select(F.col("_row").alias("b"), F.col("signature").alias("sb")), "b")
             return pairs.select("a", "b", "ta", "tb", "sa", "sb").mapInArrow(
                 _jaccard_fn(cfg_json), "a long, b long, similarity double"
             )
@@ -484,7 +491,8 @@ def _plan(
             eb = pr.select(
                 [F.col(c).alias(f"b_{c}") for c in ("p0", "p1", "p2")] + [F.col("_row").alias("b")]
             )
-            ec = edges.join(ea, "a").join(eb, "b").join(labels.select(F.col("node").alias("a"), "comp"), "a")
+            ec = _join(_join(edges, ea, "a"), eb, "b")
+            ec = _join(ec, labels.select(F.col("node").alias("a"), "comp"), "a")
             return ec.groupBy("comp").applyInArrow(_greedy_fn, GREEDY_SCHEMA)
 
         greedy = _persist(spark, work, "survivors", survivors)
@@ -572,7 +580,7 @@ def run(
         spark,
         work,
         "kept",
-        lambda: docs.join(kept_rows, "_row", "left_semi").orderBy("_row").drop("_row"),
+        lambda: _join(docs, kept_rows, "_row", "left_semi").orderBy("_row").drop("_row"),
         out / "kept.parquet",
     )
     _publish(
