@@ -1,11 +1,14 @@
 """Python entry point of SlimPajama near-duplicate dedup (SlimPajama-DC section 2), shared by the CLI and assets.
 
-`run(inputs, config, output, engine)` (the stage contract of pipelines/core/stage.py) streams the documents into a
-resumable work folder, runs the engine's plan (dedup/engines/polars.py or spark.py), and writes the outputs
-(dedup/outputs.py). `inputs` are documents datasets named by URI (read with the lake's readers, fields `id`, `text`,
-`source`) or, the second door, documents already read: a Table, a RecordBatch, or an iterable of those or of ingest
-results (what `sift dedup` passes, having read the input with its own field names). Running it again on the same output folder with
-the same config and input after a crash reuses the finished work and gives byte-identical output.
+`run(inputs, config, output, engine)` (the stage contract of pipelines/core/stage.py) runs the engine's plan and
+writes the outputs. `inputs` are documents datasets named by URI (read with the lake's readers, with the `fields`
+given, by default `id`, `text`, `source`) or, the second door, documents already read: a Table, a RecordBatch, or an
+iterable of those or of ingest results. On the Polars engine the documents stream into a resumable work folder,
+dedup/engines/polars.py decides and dedup/outputs.py writes single files. On the Spark engine the executors read
+URI inputs themselves (documents already read become a DataFrame), and dedup/engines/spark.py decides and writes
+the tables as folders of part files, all under the output folder (a local path or a `file://` URI). Running it
+again on the same output folder with the same config and input after a crash reuses the finished work and gives
+the same output.
 
 A run holds the output folder's lock (pipelines/core/locks.py) from start to end: a second run into the same folder
 meanwhile raises `OutputBusyError`. Before it writes anything, a run removes the temporary files killed runs left

@@ -1,10 +1,12 @@
 """Outputs of SlimPajama near-duplicate dedup (SlimPajama-DC section 2 and its per-source duplication table).
 
-Both engines hand over one `decisions` table (one row per document, sorted by input row) and this module writes
-everything a run promises, through one writer so that the engines' outputs are byte-identical:
-`kept.parquet`, `removed.parquet`, `clusters.parquet`, `quarantine.parquet`, `stats.json` (deterministic counts),
-`report.md` (per-source table like SlimPajama's), `cluster_sizes.png`, and `timings.json` (wall times per phase,
-the only file that differs between runs).
+A run writes `kept.parquet`, `removed.parquet`, `clusters.parquet`, `quarantine.parquet`, `stats.json`
+(deterministic counts), `report.md` (per-source table like SlimPajama's), `cluster_sizes.png`, and `timings.json`
+(wall times per phase, the only file that differs between runs). The Polars engine hands over one `decisions`
+table (one row per document, sorted by input row) and `finalize` writes each table as one file. The Spark engine
+(dedup/engines/spark.py) has its executors write each table as a folder of part files with the same columns and
+rows. Both build `stats.json`, `report.md` and the picture from the same aggregates (`compute_stats`), so those are
+byte-identical between engines.
 """
 
 from __future__ import annotations
@@ -228,9 +230,10 @@ def compute_stats(
             kept += c
             bytes_kept += b
         else:
-            row["removed"][r] += c
-            row["removed_bytes"][r] += b
-            by_reason[r] += c
+            reason = str(r)  # a removed document always has a reason
+            row["removed"][reason] += c
+            row["removed_bytes"][reason] += b
+            by_reason[reason] += c
     hist = {int(k): int(v) for k, v in size_histogram.items()}
     bands, rows = config.banding
     return {

@@ -106,6 +106,29 @@ def test_spark_engine_is_byte_identical_run_to_run(spark, small_corpus: pa.Table
 
 @pytest.mark.spark
 @pytest.mark.slow
+def test_spark_run_resumes_from_its_last_finished_phase(
+    spark, small_corpus: pa.Table, tmp_path: Path
+) -> None:
+    """A run that lost its later phases (their markers gone, as after a kill) redoes only those: the finished
+    work tables are reused as they are, and the output bytes are those of the first run."""
+    cfg = DedupConfig(batch_rows=300, keep_work=True)
+    out = tmp_path / "out"
+    dedup.run(small_corpus, cfg, out, engine="spark", spark=spark, input_fingerprint="v1")
+    first = file_bytes(out)
+    work = out / "_work" / "spark"
+    facts = {p: p.stat().st_mtime_ns for p in (work / "facts").glob("*.parquet")}
+    for name in ("survivors.done", "decisions.done", "out/kept.done"):
+        (work / name).unlink()
+    dedup.run(small_corpus, cfg, out, engine="spark", spark=spark, input_fingerprint="v1")
+    assert {p: p.stat().st_mtime_ns for p in (work / "facts").glob("*.parquet")} == facts and facts
+    again = file_bytes(out)
+    assert {k: v for k, v in again.items() if not k.startswith("_work")} == {
+        k: v for k, v in first.items() if not k.startswith("_work")
+    }
+
+
+@pytest.mark.spark
+@pytest.mark.slow
 def test_spark_cli_succeeds_with_a_driver_result_limit_below_the_corpus(
     real_docs: pa.Table, tmp_path: Path, sift_cli
 ) -> None:
