@@ -2,9 +2,10 @@
 
 Both engine plans (engines/polars.py, engines/spark.py) share the kernels of `sift.pipelines.core.lake` (per-record parsing
 and validation), so they accept and reject the same rows with the same messages. The Polars plan streams batches on
-one machine; the Spark plan parses files in parallel through `mapInArrow` and settles repeated ids with a window
-over the whole input (first by file, then row). Outputs are sorted by (file, row) before they are written, so both
-engines write the same bytes (documents.py).
+one machine; the Spark plan reads the input with the lake's Spark reader (the executors parse the files through
+`mapInArrow`, repeated ids are settled with a window over the whole input, first by file, then row) and its
+executors write the outputs as Parquet datasets. Outputs are in input order (file, then row), so both engines write
+the same rows and values (documents.py).
 
 An input of which no record is accepted, every one quarantined for the same reason (most often records whose
 fields have other names than the options say), is refused with one line naming the reason, the keys seen and the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sift.pipelines.core.stage import Engine, one_input
@@ -42,4 +42,4 @@ def run(
     (returned). `progress` is called with the number of records read, batch by batch."""
     uri = one_input(inputs, "ingest")
     options = IngestOptions(**(config or IngestConfig()).model_dump())
-    return run_ingest(uri, Path(output), options, engine=engine, progress=progress).stats
+    return run_ingest(uri, output, options, engine=engine, progress=progress)

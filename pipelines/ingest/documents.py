@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 import pyarrow as pa
 
-from sift.pipelines.core.lake import DOC_SCHEMA, QUARANTINE_SCHEMA
+from sift.pipelines.core.lake import QUARANTINE_SCHEMA
+from sift.pipelines.core.lake.read import concat_documents
+
+__all__ = ["IngestOptions", "Progress", "canonical", "concat_documents"]
 
 Progress = Callable[[int], None]
 
@@ -32,25 +34,3 @@ def canonical(docs: pa.Table, quarantine: pa.Table) -> tuple[pa.Table, pa.Table]
     docs = docs.cast(pa.schema([docs.schema.field(c) for c in docs.column_names]))
     quarantine = quarantine.cast(QUARANTINE_SCHEMA).sort_by([("file", "ascending"), ("row", "ascending")])
     return docs, quarantine
-
-
-def concat_documents(parts: list[pa.Table]) -> pa.Table:
-    """The documents of every batch, in order, as one table: Polars settles the column types across batches (a
-    column missing or all null in one batch takes its type from the others). Both engines end here, with the same
-    per-batch tables, so they write the same columns and types."""
-    import polars as pl  # here, so that `sift dedup` can import this module without loading Polars early
-
-    if not parts:
-        return DOC_SCHEMA.empty_table()
-    frames = [cast(pl.DataFrame, pl.from_arrow(p)) for p in parts]  # a Table gives a DataFrame
-    docs = pl.concat(frames, how="diagonal_relaxed").to_arrow()
-    return docs.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in docs.schema]))
-
-
-def _plain(t: pa.DataType) -> pa.DataType:
-    """Polars hands strings back as large/view strings; the lake stores plain `string`."""
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return pa.string()
-    if pa.types.is_large_list(t):
-        return pa.list_(_plain(t.value_type))
-    return t

@@ -3,8 +3,10 @@
 `iter_documents` streams every file of an input (see `files.input_files`) through the reader of its format
 (`jsonl`, `parquet` for Parquet and Arrow, `csv`) and settles repeated ids across the whole input (`IdRegistry`:
 the first occurrence by file, then row, stays), yielding documents and quarantine rows per batch;
-`read_documents` gathers them into two tables with their statistics. `parse_file` is the per-file kernel of the
-Spark engine (a whole file's bytes in, validated batches out; repeated ids are settled by the engine).
+`read_documents` gathers them into two tables with their statistics. `parse_file` parses one file's bytes held in
+memory (validated batches out; repeated ids are settled by the caller). `concat_documents` puts per-batch
+documents tables together with one set of column types (Polars settles them), and `conform_documents` casts one
+batch to such a set (the Spark reader, `spark.read_documents_spark`, does it batch by batch on the executors).
 `read_table` reads a table as it is, with no validation.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pyarrow as pa
@@ -57,7 +59,7 @@ def parse_file(
     default_source: str,
     batch_rows: int = 65536,
 ) -> Iterator[Batch]:
-    """Parse one whole input file held in memory (the Spark engine's per-file kernel)."""
+    """Parse one whole input file held in memory."""
     yield from _READERS[fmt](lambda: io.BytesIO(content), path, display, fields, default_source, batch_rows)
 
 
@@ -128,3 +130,37 @@ def read_table(uri: str | os.PathLike[str]) -> pa.Table:
                 rows.extend(orjson.loads(line) for line in s if not is_blank_line(line))
         return pa.Table.from_pylist(rows)
     return pa.concat_tables([pa.ipc.open_stream(fs.open(p, "rb").read()).read_all() for p in paths])
+
+
+def concat_documents(parts: list[pa.Table]) -> pa.Table:
+    """The documents of every batch, in order, as one table: Polars settles the column types across batches (a
+    column missing or all null in one batch takes its type from the others)."""
+    import polars as pl  # here, so that `sift dedup` can import this module without loading Polars early
+
+    if not parts:
+        return DOC_SCHEMA.empty_table()
+    frames = [cast(pl.DataFrame, pl.from_arrow(p)) for p in parts]  # a Table gives a DataFrame
+    docs = pl.concat(frames, how="diagonal_relaxed").to_arrow()
+    return docs.cast(pa.schema([pa.field(f.name, plain_type(f.type)) for f in docs.schema]))
+
+
+def conform_documents(part: pa.Table, schema: pa.Schema) -> pa.Table:
+    """One batch's documents cast to `schema`, the schema `concat_documents` gives for this batch and others: the
+    same columns, types and values as this batch's rows in `concat_documents`'s table."""
+    import polars as pl
+
+    frames = [
+        cast(pl.DataFrame, pl.from_arrow(schema.empty_table())),
+        cast(pl.DataFrame, pl.from_arrow(part)),
+    ]
+    docs = pl.concat(frames, how="diagonal_relaxed").to_arrow()
+    return docs.cast(pa.schema([pa.field(f.name, plain_type(f.type)) for f in docs.schema]))
+
+
+def plain_type(t: pa.DataType) -> pa.DataType:
+    """Polars hands strings back as large/view strings; the lake stores plain `string`."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_list(t):
+        return pa.list_(plain_type(t.value_type))
+    return t

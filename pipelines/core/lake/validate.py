@@ -7,8 +7,9 @@ whose id is a non-blank string or integer (stored as the trimmed string), whose 
 when present, is a string (normalised by `normalise_source`; a record without one gets its file's
 `default_source_for`). Every other record becomes a quarantine row (QUARANTINE_SCHEMA: `file`, the 1-based `row`,
 the `error`, the raw `payload`), never dropped. `IdRegistry` keeps the first occurrence of an id by (file, row) and
-quarantines the later ones, naming where the first one was; `finish_batch` turns a parsed `Batch` into a documents
-table and a quarantine table.
+quarantines the later ones, naming where the first one was (`record_payload`: the repeated record as JSON);
+`accepted_table` is a parsed `Batch`'s accepted records as a documents table, and `finish_batch` turns a parsed
+`Batch` into a documents table and a quarantine table.
 """
 
 from __future__ import annotations
@@ -170,40 +171,43 @@ class IdRegistry:
                 keep.append(i)
             else:
                 where = f"row {seen[1]}" if seen[0] == batch.file else f"{seen[0]} row {seen[1]}"
-                if batch.arrow is not None:
-                    payload = batch.arrow.slice(i, 1).to_pylist()[0]
-                else:
-                    payload = {
-                        "id": rid,
-                        "source": batch.sources[i],
-                        "text": batch.texts[i],
-                        **batch.extras[i],
-                    }
                 batch.quarantine(
-                    row,
-                    f"duplicate id: '{rid}' first seen at {where}",
-                    json.dumps(payload, ensure_ascii=False, default=str),
+                    row, f"duplicate id: '{rid}' first seen at {where}", record_payload(batch, i)
                 )
         return keep, batch
+
+
+def record_payload(batch: Batch, i: int) -> str:
+    """The quarantine payload of the i-th accepted record of a batch (a repeated id's record): its documents row
+    as JSON, from the batch's table on the fast path, from the parsed record otherwise."""
+    if batch.arrow is not None:
+        payload = batch.arrow.slice(i, 1).to_pylist()[0]
+    else:
+        payload = {"id": batch.ids[i], "source": batch.sources[i], "text": batch.texts[i], **batch.extras[i]}
+    return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+def accepted_table(batch: Batch) -> pa.Table:
+    """A batch's accepted records as a documents table (id, source, text, other columns), repeated ids included."""
+    if batch.arrow is not None:
+        return batch.arrow
+    cols = {
+        "id": pa.array(batch.ids, pa.string()),
+        "source": pa.array(batch.sources, pa.string()),
+        "text": pa.array(batch.texts, pa.string()),
+    }
+    for name, arr in extras_table(batch.extras).items():
+        # An input column that clashes with a contract column (say `id` while --id-field is `doc_id`) is
+        # kept under a suffixed name rather than dropped.
+        cols[name if name not in cols else f"{name}_input"] = arr
+    return pa.table(cols)
 
 
 def finish_batch(batch: Batch, registry: IdRegistry) -> IngestResult:
     """A parsed batch as a documents table and a quarantine table (sorted by row), repeated ids settled by
     `registry`."""
     keep, batch = registry.split(batch)
-    if batch.arrow is not None:
-        docs = batch.arrow
-    else:
-        cols = {
-            "id": pa.array(batch.ids, pa.string()),
-            "source": pa.array(batch.sources, pa.string()),
-            "text": pa.array(batch.texts, pa.string()),
-        }
-        for name, arr in extras_table(batch.extras).items():
-            # An input column that clashes with a contract column (say `id` while --id-field is `doc_id`) is
-            # kept under a suffixed name rather than dropped.
-            cols[name if name not in cols else f"{name}_input"] = arr
-        docs = pa.table(cols)
+    docs = accepted_table(batch)
     if len(keep) < docs.num_rows:
         docs = docs.take(pa.array(keep, pa.int64()))
     order = sorted(range(len(batch.q_rows)), key=lambda i: batch.q_rows[i])
