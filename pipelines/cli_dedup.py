@@ -59,7 +59,7 @@ def dedup(
     from sift.pipelines.cli_options import engine_name, stage_config, stage_engine
     from sift.pipelines.core.errors import InputError, check_output_folder
     from sift.pipelines.core.lake import Fields, input_files, iter_documents, skipped_files_line
-    from sift.pipelines.core.stage import input_fingerprint
+    from sift.pipelines.core.stage import SparkEngine, input_fingerprint
     from sift.pipelines.ingest import refuse_if_all_rejected
     from sift.pipelines.progress import terminal_progress
     from sift.pipelines.stages import DedupConfig
@@ -84,12 +84,12 @@ def dedup(
     runtime = stage_engine(name, master, spark_conf, config)
     try:
         with terminal_progress(console):  # a line per phase on a terminal
-            if name == "spark":
+            if isinstance(runtime, SparkEngine):
                 # the input's URI: the executors read it, with the fields the flags name
                 stats = dedup_pkg.run(
                     input, cfg, output, runtime, input_fingerprint=fingerprint, fields=fields
                 )
-                _refuse_if_all_rejected(stats, input, fields, local_output(output))
+                _refuse_if_all_rejected(runtime.session, stats, input, fields, local_output(output))
             else:
                 # the documents read here (the stage's second door: documents already read)
                 docs = refuse_if_all_rejected(
@@ -129,18 +129,25 @@ def dedup(
         request()
 
 
-def _refuse_if_all_rejected(stats: dict[str, Any], uri: str, fields: Any, output: Path) -> None:
-    """The Spark run's form of `refuse_if_all_rejected`: when no document was accepted, the reasons and keys are
-    taken from the first quarantine rows the run wrote (a bounded sample, never the whole quarantine)."""
+def _refuse_if_all_rejected(session: Any, stats: dict[str, Any], uri: str, fields: Any, output: Path) -> None:
+    """The Spark run's form of `refuse_if_all_rejected`: when no document was accepted, the kinds of error are
+    counted by Spark over the quarantine the run wrote, and the keys are taken from its first rows (a bounded
+    sample, never the whole quarantine)."""
     if stats["documents"] or not stats["quarantined"]:
         return
     import pyarrow.dataset as ds
+    from pyspark.sql import functions as F
 
     from sift.pipelines.ingest.rejections import Rejections
 
-    sample = ds.dataset(output / "quarantine.parquet", format="parquet").head(Rejections.SAMPLE)
+    table = output / "quarantine.parquet"
+    kinds = (
+        session.read.parquet(table.resolve().as_uri()).select(F.substring_index("error", ":", 1)).distinct()
+    )
+    if kinds.limit(2).count() != 1:
+        return
     seen = Rejections(fields)
-    seen.add(0, sample)
+    seen.add(0, ds.dataset(table, format="parquet").head(Rejections.SAMPLE))
     seen.quarantined = stats["quarantined"]
     seen.check(uri)
 
