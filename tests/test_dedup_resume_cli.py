@@ -76,12 +76,17 @@ dedup.run(batches(), cfg, sys.argv[2], input_fingerprint="corpus-v1")
 """
 
 
+def _pythonpath() -> str:
+    """The subprocess's PYTHONPATH: the caller's (where it names the code under test) and the repository root."""
+    return os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+
+
 def _files(out: Path) -> dict[str, bytes]:
     return {name: (out / name).read_bytes() for name in OUTPUTS}
 
 
 def _run(script: Path, corpus: Path, out: Path, delay: float, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": _pythonpath()}
     args = [sys.executable, str(script), str(corpus), str(out), str(delay), *extra]
     return subprocess.Popen(args, env=env, cwd=ROOT)
 
@@ -118,7 +123,7 @@ def test_sigkilled_run_resumes_to_byte_identical_output(real_docs: pa.Table, tmp
 
 def _sift_killed_at(point: str | None, *args: str) -> subprocess.CompletedProcess[str]:
     """`sift ARGS...` with the kill hook set to `point` (None: no kill)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": _pythonpath()}
     env.pop("SIFT_TEST_KILL_AT", None)
     if point is not None:
         env["SIFT_TEST_KILL_AT"] = point
