@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt, SparkConfOpt
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, SparkConfOpt
 
 app = typer.Typer(
     name="sift",
@@ -83,7 +83,10 @@ def ingest(
     input: Annotated[
         str, typer.Argument(help="Input: Parquet file/folder, JSONL (.gz/.zst), CSV or Arrow folder.")
     ],
-    output: OutputOpt,
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", help="Output folder of the run: a local path or a URL (file://...)."),
+    ],
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
     spark_conf: SparkConfOpt = None,
@@ -98,14 +101,16 @@ def ingest(
     """Read raw records into the documents contract; unreadable rows go to a quarantine table.
 
     Writes OUTPUT/documents.parquet (id, source, text, other columns), OUTPUT/quarantine.parquet (file, row,
-    error, payload) and OUTPUT/stats.json, and prints a summary.
+    error, payload) and OUTPUT/stats.json, and prints a summary. On Spark the two tables are Parquet datasets
+    (folders of part files) written by the executors.
     """
     from sift.pipelines import ingest as ingest_stage
     from sift.pipelines.cli_options import engine_name, stage_config, stage_engine
     from sift.pipelines.core.errors import check_output_folder
     from sift.pipelines.stages import IngestConfig
 
-    check_output_folder(output)
+    if "://" not in output or output.startswith("file://"):
+        check_output_folder(output.removeprefix("file://"))
     cfg = stage_config(
         IngestConfig,
         {
@@ -124,7 +129,7 @@ def ingest(
     print_ingest_summary(stats, output)
 
 
-def print_ingest_summary(stats: dict, output: Path) -> None:
+def print_ingest_summary(stats: dict, output: str | Path) -> None:
     """Counts per source and per kind of quarantine error, and the input files that were not read."""
     from sift.pipelines.core.lake import skipped_files_line
 

@@ -404,12 +404,13 @@ def clean_and_dirty(bad_jsonl: Path, tmp_path: Path) -> Path:
 def test_ingest_on_standalone_cluster_matches_polars(
     clean_and_dirty: Path, tmp_path: Path, spark_cluster, sift_cli
 ) -> None:
+    """Input and output given as file:// URLs: the executors open the input files and write the tables."""
     cluster_out, local_out = tmp_path / "cluster", tmp_path / "local"
     proc = sift_cli(
         "ingest",
-        str(clean_and_dirty),
+        clean_and_dirty.as_uri(),
         "--output",
-        str(cluster_out),
+        cluster_out.as_uri(),
         "--engine",
         "spark",
         "--spark-master",
@@ -417,7 +418,8 @@ def test_ingest_on_standalone_cluster_matches_polars(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((cluster_out / "stats.json").read_text())["engine"] == "spark"
-    assert sift_cli("ingest", str(clean_and_dirty), "--output", str(local_out)).returncode == 0
+    assert (cluster_out / "documents.parquet" / "part-00000.parquet").is_file()
+    assert sift_cli("ingest", clean_and_dirty.as_uri(), "--output", str(local_out)).returncode == 0
     for name in ("documents.parquet", "quarantine.parquet"):
         assert _rows(cluster_out, name) == _rows(local_out, name)
 
@@ -436,3 +438,30 @@ def test_ingest_through_spark_connect_matches_polars(
     assert (connect_out / "documents.parquet").is_dir()
     for name in ("documents.parquet", "quarantine.parquet"):
         assert _rows(connect_out, name) == _rows(local_out, name)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_ingest_under_a_tiny_max_result_size_matches_polars(tmp_path: Path, sift_cli) -> None:
+    """`spark.driver.maxResultSize=1m` and ten times that much text: `sift ingest --engine spark` succeeds (no
+    document is collected to the driver) and writes the Polars engine's content."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for part in range(3):
+        lines = [
+            json.dumps({"id": f"{part}-{i}", "text": f"document {i} " + "x" * 3000, "k": i})
+            for i in range(1200)
+        ]
+        lines.append(json.dumps({"id": "0-5", "text": "repeated"}))
+        (folder / f"part-{part}.jsonl").write_text("\n".join(lines) + "\n")
+    spark_out, polars_out = tmp_path / "spark", tmp_path / "polars"
+    proc = sift_cli(
+        "ingest", str(folder), "-o", str(spark_out), "--engine", "spark", "--spark-master", "local[2]",
+        "--spark-conf", "spark.driver.maxResultSize=1m",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sift_cli("ingest", str(folder), "-o", str(polars_out)).returncode == 0
+    for name in ("documents.parquet", "quarantine.parquet"):
+        assert _rows(spark_out, name) == _rows(polars_out, name)
+    stats = json.loads((spark_out / "stats.json").read_text())
+    assert (stats["documents"], stats["quarantined"]) == (3600, 3)

@@ -69,9 +69,11 @@ _PAYLOADS = pa.schema([("_row", pa.int64()), ("payload", pa.string())])
 @dataclass(frozen=True)
 class SparkDocuments:
     """An input read on Spark. `documents`: `_row` long (grows in input order), `id`, `source`, `text`, then the
-    input's other columns (one schema over all files, in first-seen order). `quarantine`: `file`, `row`, `error`,
+    input's other columns (one schema over all files, in first-seen order); its partitions are ranges of files in
+    input order, so `sortWithinPartitions("_row")` puts it in input order without a shuffle. `quarantine`: `file`, `row`, `error`,
     `payload` (QUARANTINE_SCHEMA's columns) and `_order` long (input order). `files`: the files read (display
-    names); `skipped`: files under the input that are not read, with the reason."""
+    names); `skipped`: files under the input that are not read (relative paths; `files.input_files` gives the
+    reasons)."""
 
     documents: DataFrame
     quarantine: DataFrame
