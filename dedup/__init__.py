@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from sift.dedup.api import Documents
     from sift.dedup.config import DedupConfig
+    from sift.pipelines.core.lake import Fields
     from sift.pipelines.core.stage import Engine
 
 __all__ = ["DedupConfig", "run"]
@@ -36,8 +37,11 @@ def run(
     *,
     spark: Any = None,
     input_fingerprint: str | None = None,
+    fields: Fields | None = None,
 ) -> dict[str, Any]:
     """See `dedup.api.run` (imported lazily so `dedup.containment` does not pay for numba kernels)."""
     from sift.dedup.api import run as _run
 
-    return _run(inputs, config, output, engine, spark=spark, input_fingerprint=input_fingerprint)
+    return _run(
+        inputs, config, output, engine, spark=spark, input_fingerprint=input_fingerprint, fields=fields
+    )

@@ -1,15 +1,18 @@
 """Outputs of SlimPajama near-duplicate dedup (SlimPajama-DC section 2 and its per-source duplication table).
 
-Both engines hand over one `decisions` table (one row per document, sorted by input row) and this module writes
-everything a run promises, through one writer so that the engines' outputs are byte-identical:
-`kept.parquet`, `removed.parquet`, `clusters.parquet`, `quarantine.parquet`, `stats.json` (deterministic counts),
-`report.md` (per-source table like SlimPajama's), `cluster_sizes.png`, and `timings.json` (wall times per phase,
-the only file that differs between runs).
+A run writes `kept.parquet`, `removed.parquet`, `clusters.parquet`, `quarantine.parquet`, `stats.json`
+(deterministic counts), `report.md` (per-source table like SlimPajama's), `cluster_sizes.png`, and `timings.json`
+(wall times per phase, the only file that differs between runs). The Polars engine hands over one `decisions`
+table (one row per document, sorted by input row) and `finalize` writes each table as one file. The Spark engine
+(dedup/engines/spark.py) has its executors write each table as a folder of part files with the same columns and
+rows. Both build `stats.json`, `report.md` and the picture from the same aggregates (`compute_stats`), so those are
+byte-identical between engines.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,7 @@ OUTPUT_FILES = (
 
 
 TIMINGS_FILE = "timings.json"
+TABLE_TMP_PREFIXES = tuple(f".{name}." for name in OUTPUT_FILES if name.endswith(".parquet"))
 
 
 def remove_outputs(output_dir: Path) -> list[str]:
@@ -74,6 +78,15 @@ def remove_outputs(output_dir: Path) -> list[str]:
         if path.is_file() or path.is_symlink():
             path.unlink()
             removed.append(name)
+        elif path.is_dir():  # a table the Spark engine wrote: a folder of part files
+            shutil.rmtree(path)
+            removed.append(name)
+    if (
+        output_dir.is_dir()
+    ):  # output folders a killed Spark run was filling (`atomic_dir`'s temporary siblings)
+        for path in output_dir.iterdir():
+            if path.is_dir() and path.name.endswith(".tmp") and path.name.startswith(TABLE_TMP_PREFIXES):
+                shutil.rmtree(path)
     return removed
 
 
@@ -158,35 +171,44 @@ def read_quarantine(work: WorkDir) -> pa.Table:
     return pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
 
 
-def _cluster_sizes(decisions: pa.Table) -> list[int]:
-    cid = decisions.column("cluster_id").drop_null()
-    if len(cid) == 0:
-        return []
-    counts = pc.value_counts(cid).field("counts").to_numpy()
-    return sorted(int(c) for c in counts)
-
-
-def compute_stats(
-    decisions: pa.Table, quarantine: pa.Table, config: DedupConfig, phases: dict[str, Any]
-) -> dict[str, Any]:
-    """Counts in and out per source and per reason, bytes, cluster sizes; no timings (stats.json is
-    byte-identical between runs and engines)."""
-    kept = decisions.column("kept").to_numpy(zero_copy_only=False)
-    nbytes = decisions.column("nbytes").to_numpy()
+def decision_groups(decisions: pa.Table) -> list[tuple[str, bool, str | None, int, int]]:
+    """(source, kept, reason, bytes, documents) per group of the decisions: what `compute_stats` counts from."""
     groups = (
         decisions.select(["source", "kept", "reason", "nbytes"])
         .group_by(["source", "kept", "reason"])
         .aggregate([("nbytes", "sum"), ("nbytes", "count")])
     )
+    names = ("source", "kept", "reason", "nbytes_sum", "nbytes_count")
+    return list(zip(*(groups.column(name).to_pylist() for name in names), strict=True))
+
+
+def cluster_size_histogram(decisions: pa.Table) -> dict[int, int]:
+    """{cluster size: number of clusters} of the decisions' `cluster_id`s."""
+    cid = decisions.column("cluster_id").drop_null()
+    if len(cid) == 0:
+        return {}
+    counts = pc.value_counts(cid).field("counts").to_numpy()
+    return dict(Counter(int(c) for c in counts))
+
+
+def compute_stats(
+    groups: list[tuple[str, bool, str | None, int, int]],
+    size_histogram: dict[int, int],
+    quarantined: int,
+    config: DedupConfig,
+    phases: dict[str, Any],
+) -> dict[str, Any]:
+    """Counts in and out per source and per reason, bytes, cluster sizes; no timings (stats.json is
+    byte-identical between runs and engines).
+
+    Built from aggregates only, so that both engines give it the same inputs: `groups` = (source, kept, reason,
+    bytes, documents) per group of decisions (`decision_groups`, or a Spark groupBy), `size_histogram` = {cluster
+    size: clusters}, `quarantined` = quarantine rows."""
     per_source: dict[str, dict[str, Any]] = {}
     by_reason: Counter[str] = Counter()
-    for s, k, r, b, c in zip(
-        *(
-            groups.column(name).to_pylist()
-            for name in ("source", "kept", "reason", "nbytes_sum", "nbytes_count")
-        ),
-        strict=True,
-    ):
+    documents = kept = bytes_in = bytes_kept = 0
+    for s, k, r, b, c in groups:
+        b, c = int(b), int(c)
         row = per_source.setdefault(
             s,
             {
@@ -200,14 +222,19 @@ def compute_stats(
         )
         row["documents"] += c
         row["bytes"] += b
+        documents += c
+        bytes_in += b
         if k:
             row["kept"] += c
             row["kept_bytes"] += b
+            kept += c
+            bytes_kept += b
         else:
-            row["removed"][r] += c
-            row["removed_bytes"][r] += b
-            by_reason[r] += c
-    sizes = _cluster_sizes(decisions)
+            reason = str(r)  # a removed document always has a reason
+            row["removed"][reason] += c
+            row["removed_bytes"][reason] += b
+            by_reason[reason] += c
+    hist = {int(k): int(v) for k, v in size_histogram.items()}
     bands, rows = config.banding
     return {
         "config": config.model_dump(exclude={"keep_work", "batch_rows"}),
@@ -217,20 +244,20 @@ def compute_stats(
             "signature": config.signature_kind,
             "candidate_probability_at_threshold": round(config.theoretical_recall, 6),
         },
-        "rows_in": decisions.num_rows + quarantine.num_rows,
-        "documents": decisions.num_rows,
-        "quarantined": quarantine.num_rows,
-        "kept": int(kept.sum()),
-        "removed": int((~kept).sum()),
+        "rows_in": documents + quarantined,
+        "documents": documents,
+        "quarantined": quarantined,
+        "kept": kept,
+        "removed": documents - kept,
         "removed_by_reason": {r: int(by_reason.get(r, 0)) for r in REASONS},
-        "bytes_in": int(nbytes.sum()),
-        "bytes_kept": int(nbytes[kept].sum()),
+        "bytes_in": bytes_in,
+        "bytes_kept": bytes_kept,
         "per_source": dict(sorted(per_source.items())),
         "clusters": {
-            "count": len(sizes),
-            "documents": int(sum(sizes)),
-            "largest": max(sizes) if sizes else 0,
-            "size_histogram": {str(k): v for k, v in sorted(Counter(sizes).items())},
+            "count": sum(hist.values()),
+            "documents": sum(k * v for k, v in hist.items()),
+            "largest": max(hist) if hist else 0,
+            "size_histogram": {str(k): v for k, v in sorted(hist.items())},
         },
         "phases": phases,
     }
@@ -298,7 +325,9 @@ def finalize(
         raise RuntimeError("dedup decisions do not cover every input row exactly once")
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)
     quarantine = read_quarantine(work)
-    stats = compute_stats(decisions, quarantine, config, phases)
+    stats = compute_stats(
+        decision_groups(decisions), cluster_size_histogram(decisions), quarantine.num_rows, config, phases
+    )
     cluster_histogram(stats, out / "cluster_sizes.png")  # Pillow: ~0.1 s
     write_kept(work, kept, out / "kept.parquet", stats["bytes_kept"])
     removed = decisions.filter(pc.invert(decisions.column("kept")))

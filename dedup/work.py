@@ -4,16 +4,18 @@ streamed into shards, and the dedup work tables.
 The folder, its manifest and the resume contract (a table with its completion marker is reused, the rest redone,
 output byte-identical) are the core's (pipelines/core/workdir.py). Layout of a dedup run's `_work/`:
 - `manifest.json`                      config fingerprint, input fingerprint and spill format
-- `input/part-NNNNN.arrow` + `.done`   the streamed input batch (`_row` + input columns) and its quarantine rows;
-                                       Arrow IPC for the Polars engine (memory-mapped when read back: the
-                                       verification and the kept-documents writer touch only the rows they
-                                       take), `.parquet` for the Spark engine (read by the cluster)
+- `input/part-NNNNN.arrow` + `.done`   the streamed input batch (`_row` + input columns) and its quarantine rows,
+                                       Arrow IPC (memory-mapped when read back: the verification and the
+                                       kept-documents writer touch only the rows they take)
 - `input/_SUCCESS`                     every input batch is spilled (the input is not read again)
-- `facts/part-NNNNN.arrow` + `.done`   per-document facts: hashes, lengths, LSH band keys, signatures (Polars
-                                       engine; Arrow IPC, memory-mapped when read back)
+- `facts/part-NNNNN.arrow` + `.done`   per-document facts: hashes, lengths, LSH band keys, signatures (Arrow
+                                       IPC, memory-mapped when read back)
 - `candidates.parquet`, `edges.parquet` (similarity exact at or above the threshold; below it, possibly an
-                                       upper bound: verification stops once an edge is out of reach),
-                                       `decisions.parquet` + `.done` markers
+                                       upper bound: verification stops once an edge is out of reach) + `.done`
+- `spark/NAME/` + `spark/NAME.done`    the Spark engine's tables instead (folders written by Spark): input,
+                                       quarantine, facts, representatives, candidates, edges, components,
+                                       survivors, decisions, and `spark/out/NAME/` the output tables before the
+                                       driver puts them in place
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def _quarantine(q: pa.Table | None) -> pa.Table:
     return pa.table(cols, schema=QUARANTINE_SCHEMA)
 
 
-def _split(items: Iterable[Any], batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+def split_documents(items: Iterable[Any], batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(documents, quarantine) batches of at most `batch_rows` documents, conformed (`id`, `source`, `text` first)."""
     if isinstance(items, (pa.Table, pa.RecordBatch)) or hasattr(items, "documents"):
         items = [items]
     for item in items:
@@ -156,7 +159,7 @@ def spill(
         return work.input_shards()
     first = 0
     i = -1
-    for i, (docs, q) in enumerate(_split(items, batch_rows)):
+    for i, (docs, q) in enumerate(split_documents(items, batch_rows)):
         path = work.input_shard(i)
         if work.done(path):
             first += work.marker(path)["rows"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -54,15 +55,16 @@ def dedup(
 
     lean_start()
     from sift import dedup as dedup_pkg
+    from sift.dedup.api import local_output
     from sift.pipelines.cli_options import engine_name, stage_config, stage_engine
     from sift.pipelines.core.errors import InputError, check_output_folder
     from sift.pipelines.core.lake import Fields, input_files, iter_documents, skipped_files_line
-    from sift.pipelines.core.stage import input_fingerprint
+    from sift.pipelines.core.stage import SparkEngine, input_fingerprint
     from sift.pipelines.ingest import refuse_if_all_rejected
     from sift.pipelines.progress import terminal_progress
     from sift.pipelines.stages import DedupConfig
 
-    check_output_folder(output)
+    check_output_folder(local_output(output))
     name, master = engine_name(engine, spark_master)
     for flag, value, allowed in (
         ("--scope", scope, ("global", "local")),
@@ -78,22 +80,30 @@ def dedup(
     )
     # The fields read are part of the input's identity: a run refused for other field names must not be resumed.
     fingerprint = f"{input_fingerprint(input)}:{id_field}:{text_field}:{source_field}"
-    docs = refuse_if_all_rejected(
-        iter_documents(
-            input,
-            id_field=id_field,
-            text_field=text_field,
-            source_field=source_field,
-            batch_rows=cfg.batch_rows,
-        ),
-        input,
-        Fields(id=id_field, text=text_field, source=source_field),
-    )
+    fields = Fields(id=id_field, text=text_field, source=source_field)
     runtime = stage_engine(name, master, spark_conf, config)
     try:
-        # the documents read here, with the fields the flags name (the stage's second door: documents already read)
         with terminal_progress(console):  # a line per phase on a terminal
-            stats = dedup_pkg.run(docs, cfg, output, runtime, input_fingerprint=fingerprint)
+            if isinstance(runtime, SparkEngine):
+                # the input's URI: the executors read it, with the fields the flags name
+                stats = dedup_pkg.run(
+                    input, cfg, output, runtime, input_fingerprint=fingerprint, fields=fields
+                )
+                _refuse_if_all_rejected(runtime.session, stats, input, fields, local_output(output))
+            else:
+                # the documents read here (the stage's second door: documents already read)
+                docs = refuse_if_all_rejected(
+                    iter_documents(
+                        input,
+                        id_field=id_field,
+                        text_field=text_field,
+                        source_field=source_field,
+                        batch_rows=cfg.batch_rows,
+                    ),
+                    input,
+                    fields,
+                )
+                stats = dedup_pkg.run(docs, cfg, output, runtime, input_fingerprint=fingerprint)
     except UnicodeDecodeError as exc:
         raise InputError(f"{input}: {exc}") from exc
     table = Table(title=f"sift dedup ({cfg.mode}, {cfg.scope}): {stats['rows_in']} rows in -> {output}")
@@ -117,6 +127,29 @@ def dedup(
         from sift.pipelines.fastexit import request
 
         request()
+
+
+def _refuse_if_all_rejected(session: Any, stats: dict[str, Any], uri: str, fields: Any, output: Path) -> None:
+    """The Spark run's form of `refuse_if_all_rejected`: when no document was accepted, the kinds of error are
+    counted by Spark over the quarantine the run wrote, and the keys are taken from its first rows (a bounded
+    sample, never the whole quarantine)."""
+    if stats["documents"] or not stats["quarantined"]:
+        return
+    import pyarrow.dataset as ds
+    from pyspark.sql import functions as F
+
+    from sift.pipelines.ingest.rejections import Rejections
+
+    table = output / "quarantine.parquet"
+    kinds = (
+        session.read.parquet(table.resolve().as_uri()).select(F.substring_index("error", ":", 1)).distinct()
+    )
+    if kinds.limit(2).count() != 1:
+        return
+    seen = Rejections(fields)
+    seen.add(0, ds.dataset(table, format="parquet").head(Rejections.SAMPLE))
+    seen.quarantined = stats["quarantined"]
+    seen.check(uri)
 
 
 def register(app: typer.Typer) -> None:
