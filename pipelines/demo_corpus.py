@@ -73,12 +73,44 @@ def _stdlib_docstrings() -> Iterator[tuple[str, str]]:
                         nodes.append((name, child))
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _closure(extras: set[str]) -> set[str]:
+    """Canonical names of the installed distributions that Sift's requirements with `extras` pull in."""
+    from packaging.requirements import Requirement
+
+    found: set[str] = set()
+    todo: list[tuple[str, set[str]]] = [("sift", extras)]
+    while todo:
+        name, wanted = todo.pop()
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is not None and not any(
+                req.marker.evaluate({"extra": extra}) for extra in ({""} | wanted)
+            ):
+                continue
+            key = _canonical(req.name)
+            if key not in found:
+                found.add(key)
+                todo.append((req.name, set(req.extras)))
+    return found
+
+
 def _package_docs() -> Iterator[tuple[str, str]]:
+    # The model stack of the `models` extra (torch and what it brings) ships hundreds of third-party licence files;
+    # leaving it out keeps the corpus the same whether that extra is installed or not.
+    models_only = _closure({"models"}) - _closure({"spark", "dev"})
     dists = sorted(md.distributions(), key=lambda d: (d.metadata["Name"] or "").lower())
     seen: set[str] = set()
     for dist in dists:
         name = (dist.metadata["Name"] or "").lower()
-        if not name or name in seen:
+        if not name or name in seen or _canonical(name) in models_only:
             continue
         seen.add(name)
         body = dist.metadata.get_payload() if hasattr(dist.metadata, "get_payload") else None
