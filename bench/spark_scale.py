@@ -297,14 +297,13 @@ def run_sift(
 
 
 def executor_time(event_dir: Path, phases: list[tuple[float, str]]) -> dict[str, float]:
-    """Executor run time (s) per phase, from the newest Spark event log in `event_dir`."""
+    """Executor run time (s) per phase, from the newest Spark event log in `event_dir` (Spark 4 writes a folder of
+    rolled files per application)."""
     logs = sorted(event_dir.glob("*"), key=lambda p: p.stat().st_mtime)
     if not logs or not phases:
         return {}
     newest = logs[-1]
-    files = (
-        sorted(newest.iterdir()) if newest.is_dir() else [newest]
-    )  # Spark 4 writes a folder of rolled files
+    files = sorted(newest.iterdir()) if newest.is_dir() else [newest]
     out: dict[str, float] = {}
     for path in files:
         if path.name.startswith("appstatus"):
@@ -312,15 +311,15 @@ def executor_time(event_dir: Path, phases: list[tuple[float, str]]) -> dict[str,
         for line in path.open():
             if '"SparkListenerTaskEnd"' not in line:
                 continue
-                event = json.loads(line)
-                launched = event["Task Info"]["Launch Time"] / 1000
-                run_ms = (event.get("Task Metrics") or {}).get("Executor Run Time", 0)
-                name = phases[0][1]
-                for t, p in phases:
-                    if t <= launched:
-                        name = p
-                out[name] = out.get(name, 0.0) + run_ms / 1000
-    return {k: round(v, 2) for k, v in out.items()}
+            event = json.loads(line)
+            launched = event["Task Info"]["Launch Time"] / 1000
+            run_ms = (event.get("Task Metrics") or {}).get("Executor Run Time", 0)
+            name = phases[0][1]
+            for t, p in phases:
+                if t <= launched:
+                    name = p
+            out[name] = out.get(name, 0.0) + run_ms / 1000
+    return {k: round(v, 1) for k, v in out.items()}
 
 
 def _ids(path: Path, column: str = "id") -> list[str]:
@@ -394,11 +393,12 @@ def scale(a: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _print_scale(results: list[dict[str, Any]]) -> None:
     base: dict[str, float] = {}
+    previous: dict[str, tuple[float, float]] = {}
     print(
-        "\n| engine | scale | documents | MB | wall s | MB/s | cost per MB vs 1x | driver python MB | driver JVM MB "
-        "| executor JVM MB | executor s per phase | kept = polars |"
+        "\n| engine | scale | documents | MB | wall s | MB/s | cost per MB vs 1x | marginal s per MB "
+        "| driver python MB | driver JVM MB | executor JVM MB | executor s per phase | kept = polars |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in results:
         if r["rc"] != 0:
             print(
@@ -407,13 +407,27 @@ def _print_scale(results: list[dict[str, Any]]) -> None:
             continue
         per_mb = r["wall"] / r["mb"]
         base.setdefault(r["engine"], per_mb)
+        last = previous.get(r["engine"])
+        marginal = f"{(r['wall'] - last[0]) / (r['mb'] - last[1]):.3f}" if last else "-"
+        previous[r["engine"]] = (r["wall"], r["mb"])
         peaks = r["peak_mb"]
         phases = ", ".join(f"{k} {v}" for k, v in r.get("executor_s", {}).items()) or "-"
         print(
             f"| {r['engine']} | {r['scale']}x | {r['documents']:,} | {r['mb']} | {r['wall']:.1f} | {r['mb_per_s']} "
-            f"| {per_mb / base[r['engine']]:.2f} | {peaks.get('driver python', '-')} | {peaks.get('driver jvm', '-')} "
+            f"| {per_mb / base[r['engine']]:.2f} | {marginal} | {peaks.get('driver python', '-')} | {peaks.get('driver jvm', '-')} "
             f"| {peaks.get('executor jvm', '-')} | {phases} | {r.get('same_kept', '-')} |"
         )
+
+
+def report(a: argparse.Namespace) -> None:
+    """The table again from a finished run's `scale.json` and event logs."""
+    out = Path(a.outdir)
+    results = json.loads((out / "scale.json").read_text())
+    for r in results:
+        if r["rc"] == 0 and r["engine"] != "polars":
+            phases = [(float(t), str(p)) for t, p in r["phases"]]
+            r["executor_s"] = executor_time(out / f"events-{r['engine']}-{r['scale']}x", phases)
+    _print_scale(results)
 
 
 def driver(a: argparse.Namespace) -> dict[str, Any]:
@@ -472,6 +486,8 @@ def main() -> None:
     s.add_argument("--worker-memory", default="3g")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--outdir", default=".bench/scale")
+    r = sub.add_parser("report", help="print a finished scale run's table again")
+    r.add_argument("--outdir", default=".bench/scale")
     d = sub.add_parser("driver", help="the driver memory acceptance run")
     d.add_argument("corpus")
     d.add_argument("--documents", type=int, default=600_000)
@@ -482,6 +498,8 @@ def main() -> None:
     a = p.parse_args()
     if a.command == "scale":
         scale(a)
+    elif a.command == "report":
+        report(a)
     else:
         driver(a)
 
