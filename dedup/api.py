@@ -154,11 +154,7 @@ def _run_spark(
 
     stats = splan.run(session, read, work, out, config, timings)
     timings["total"] = time.perf_counter() - t0
-    write_json(
-        {"engine": engine.name, "seconds": {k: round(v, 4) for k, v in timings.items()}}, out / "timings.json"
-    )
-    if not config.keep_work:
-        work.remove()
+    _finish(engine, timings, work, out, config)
     return stats
 
 
@@ -209,12 +205,18 @@ def _run(
     stats = finalize(work, decisions, out, config, phases)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
+    _finish(engine, timings, work, out, config)
+    return stats
+
+
+def _finish(engine: Engine, timings: dict[str, float], work: WorkDir, out: Path, config: DedupConfig) -> None:
+    """Both engines' last step: the wall times per phase (`timings.json`, the one output that differs between
+    runs), then the work folder removed unless `keep_work`."""
     write_json(
         {"engine": engine.name, "seconds": {k: round(v, 4) for k, v in timings.items()}}, out / "timings.json"
     )
     if not config.keep_work:
         work.remove()
-    return stats
 
 
 def load_stats(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
