@@ -156,6 +156,7 @@ def _metadata_on_spark(
         return []
     tasks = [{"i": i, "ref": json.dumps(r.to_dict())} for i, r in enumerate(refs)]
     body = functools.partial(_metadata_tasks, case_insensitive=config.case_insensitive, cache_dir=cache_dir)
+    # To the driver: one row per table (its schema and statistics), never its rows.
     got = {
         r["i"]: r
         for r in spark.createDataFrame(tasks, "i int, ref string")

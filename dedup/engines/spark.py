@@ -559,6 +559,7 @@ def run(
 
     t = time.perf_counter()
     phase("outputs", f"writing {out}")
+    # To the driver: one row per (source, kept, reason) and one per distinct cluster size, never one per document.
     groups = [
         (r["source"], bool(r["kept"]), r["reason"], int(r["bytes"]), int(r["documents"]))
         for r in decisions.groupBy("source", "kept", "reason")

@@ -152,6 +152,7 @@ class SparkEngine(ContentEngine):
             self.counts[first + i] = int(counts.get(first + i, 0))
         full = [self.ids[sp] for sp in specs if sp[1] == tuple(sorted(self.schemas[sp[0]].keys))]
         if full:
+            # To the driver: one (count, digest) row per projection.
             sig = (
                 df.where(F.col("proj").isin(full))
                 .select("proj", "fp")
@@ -205,6 +206,7 @@ class SparkEngine(ContentEngine):
                 .distinct()
             )
             missing = a_side.join(b_side, on=["pair", "fp"], how="left_anti")
+            # To the driver: one row per candidate pair.
             counts = {
                 r["pair"]: (int(r["missing"]), int(r["sampled"]))
                 for r in missing.groupBy("pair")
@@ -242,7 +244,7 @@ class SparkEngine(ContentEngine):
         b_side = vals.join(F.broadcast(pairs_df.select("pair", F.col("b").alias("proj"))), on="proj")
         first = b_side.groupBy("pair", "fp").agg(F.min_by("v", "row").alias("bv"))
         present = b_side.select("pair", "fp", "v").distinct().withColumn("hit", F.lit(True))
-        got = (
+        got = (  # to the driver: one row per pair (counts and the first unmatched row number)
             a_side.select("pair", "row", "fp", "v")
             .join(first, on=["pair", "fp"], how="left")
             .join(present, on=["pair", "fp", "v"], how="left")

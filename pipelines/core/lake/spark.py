@@ -114,7 +114,8 @@ def read_documents_spark(
 
     scan = per_file(tasks).mapInArrow(kernel.scan, _spark_schema(_SCAN)).localCheckpoint(eager=True)
 
-    # One schema for every batch's documents, settled as the Polars path settles it, in first-seen order.
+    # One schema for every batch's documents, settled as the Polars path settles it, in first-seen order (to the
+    # driver: one row per distinct batch schema, not per batch or record).
     marks = (
         scan.filter(F.col("kind") == _SCHEMA)
         .groupBy("schema")
