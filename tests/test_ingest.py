@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_lake_spark import write_wide_jsonl
 
 BAD_MIX = [
     b'{"id": "1", "source": "web", "text": "a good document about lakes"}',
@@ -445,15 +446,7 @@ def test_ingest_through_spark_connect_matches_polars(
 def test_spark_ingest_under_a_tiny_max_result_size_matches_polars(tmp_path: Path, sift_cli) -> None:
     """`spark.driver.maxResultSize=1m` and ten times that much text: `sift ingest --engine spark` succeeds (no
     document is collected to the driver) and writes the Polars engine's content."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for part in range(3):
-        lines = [
-            json.dumps({"id": f"{part}-{i}", "text": f"document {i} " + "x" * 3000, "k": i})
-            for i in range(1200)
-        ]
-        lines.append(json.dumps({"id": "0-5", "text": "repeated"}))
-        (folder / f"part-{part}.jsonl").write_text("\n".join(lines) + "\n")
+    folder = write_wide_jsonl(tmp_path / "in")
     spark_out, polars_out = tmp_path / "spark", tmp_path / "polars"
     proc = sift_cli(
         "ingest", str(folder), "-o", str(spark_out), "--engine", "spark", "--spark-master", "local[2]",

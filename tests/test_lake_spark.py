@@ -182,12 +182,9 @@ _SMALL_RESULT = textwrap.dedent(
 )
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-def test_spark_read_needs_no_driver_memory_per_record(tmp_path: Path) -> None:
-    """Ten times more text than the driver may receive (`spark.driver.maxResultSize=1m`): the read succeeds and the
-    executors' output has the lake's rows."""
-    folder = tmp_path / "in"
+def write_wide_jsonl(folder: Path) -> Path:
+    """Three JSONL files of 1,200 documents of about 3 KB each (about ten times `spark.driver.maxResultSize=1m`),
+    plus one repeated id per file; 3,600 documents and 3 quarantine rows in all."""
     folder.mkdir()
     for part in range(3):
         lines = [
@@ -196,6 +193,15 @@ def test_spark_read_needs_no_driver_memory_per_record(tmp_path: Path) -> None:
         ]
         lines.append(json.dumps({"id": "0-5", "text": "repeated"}))
         (folder / f"part-{part}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_read_needs_no_driver_memory_per_record(tmp_path: Path) -> None:
+    """Ten times more text than the driver may receive (`spark.driver.maxResultSize=1m`): the read succeeds and the
+    executors' output has the lake's rows."""
+    folder = write_wide_jsonl(tmp_path / "in")
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-c", _SMALL_RESULT, str(folder), str(out)],
