@@ -1,5 +1,5 @@
 """PASER selection end to end (`sift.selection.run` and `sift select`) on instructions with known capability groups
-built from real offline text (tests/select_data.py), embedded once with the default all-MiniLM-L6-v2 and the
+built from real offline text (sift.pipelines.demo_instructions), embedded once with the default all-MiniLM-L6-v2 and the
 embedding cache copied into each run's work folder: clusters recovered (adjusted Rand index), every record
 accounted for, budget per cluster, conflicts rejected, determinism, the cache reused, the baselines, bad input."""
 
@@ -17,10 +17,9 @@ import pytest
 
 pytest.importorskip("sentence_transformers")
 
-from select_data import GROUPS, instructions  # noqa: E402
-
 from sift import selection  # noqa: E402
 from sift.pipelines.core.errors import InputError  # noqa: E402
+from sift.pipelines.demo_instructions import GROUPS, instructions  # noqa: E402
 from sift.selection.config import SelectionConfig  # noqa: E402
 
 PER_GROUP = 40

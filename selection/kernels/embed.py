@@ -98,6 +98,15 @@ def token_lengths(path: str, texts: Sequence[str]) -> np.ndarray:
     return lengths
 
 
+def embed_texts(model: Any, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """L2-normalised float32 embeddings of `texts` (one row each) by a model from `load_embedder`."""
+    vectors = model.encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+        show_progress_bar=False,
+    )  # fmt: skip
+    return np.asarray(vectors, dtype=np.float32)
+
+
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
@@ -132,15 +141,7 @@ def embed_cached(
         last = t0
         for start in range(0, len(todo), batch_size * 16):
             chunk = todo[start : start + batch_size * 16]
-            parts.append(
-                model.encode(
-                    chunk,
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )  # fmt: skip
-            )
+            parts.append(embed_texts(model, chunk, batch_size))
             now = time.perf_counter()
             done = start + len(chunk)
             if now - last > 5 or done == len(todo):
