@@ -1,6 +1,7 @@
 """PASER capability degradation scores (JSD between an original and a pruned causal LM), on a tiny model built
-here from a config (no download): a BPE tokenizer and a 2-layer GPT-2 trained a few steps on real text (standard
-library docstrings) so its distributions are not flat, saved, copied and magnitude-pruned by half."""
+from a config (no download, sift.pipelines.demo_models): a BPE tokenizer and a 2-layer GPT-2 trained a few steps on
+real text (standard library docstrings) so its distributions are not flat, saved, copied and magnitude-pruned by
+half."""
 
 from __future__ import annotations
 
@@ -24,44 +25,10 @@ def _real_text() -> list[str]:
 
 @pytest.fixture(scope="module")
 def model_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from sift.pipelines.demo_models import tiny_lm_pair
 
     texts = _real_text()
-    root = tmp_path_factory.mktemp("tiny-lm")
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<eos>"]))
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>"
-    )
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=512, n_embd=64, n_layer=2, n_head=2,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
-    model = GPT2LMHeadModel(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    ids = [tokenizer(t)["input_ids"][:48] for t in texts[:128]]
-    batch = torch.tensor([i for i in ids if len(i) == 48][:32])
-    model.train()
-    for step in range(30):
-        rows = batch[(step * 8) % 32 : (step * 8) % 32 + 8]
-        loss = model(input_ids=rows, labels=rows).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    model.eval()
-    original, pruned = root / "original", root / "pruned"
-    model.save_pretrained(original)
-    tokenizer.save_pretrained(original)
-    with torch.no_grad():  # magnitude pruning: the smaller half of every weight matrix of the blocks set to 0
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and name.startswith("transformer.h."):
-                cut = p.abs().flatten().kthvalue(p.numel() // 2).values
-                p[p.abs() <= cut] = 0.0
-    model.save_pretrained(pruned)
-    tokenizer.save_pretrained(pruned)
+    original, pruned = tiny_lm_pair(texts[:128], tmp_path_factory.mktemp("tiny-lm"))
     return original, pruned, texts
 
 
