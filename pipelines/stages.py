@@ -34,6 +34,7 @@ STAGES = (
     Stage("sift.dedup.config", "sift.pipelines.cli_dedup", "sift.assets.dedup"),
     Stage("sift.dedup.containment.config", "sift.pipelines.cli_contain", "sift.assets.containment"),
     Stage("sift.selection.config", "sift.pipelines.cli_select", "sift.assets.selection"),
+    Stage("sift.sampling.config", "sift.pipelines.cli_sample", "sift.assets.sampling"),
 )
 
 for _stage in STAGES:
@@ -43,6 +44,7 @@ for _stage in STAGES:
 from sift.dedup.config import DedupConfig  # noqa: E402
 from sift.dedup.containment.config import ContainConfig  # noqa: E402
 from sift.pipelines.ingest.config import IngestConfig  # noqa: E402
+from sift.sampling.config import SampleConfig  # noqa: E402
 from sift.selection.config import SelectionConfig  # noqa: E402
 
 
@@ -69,6 +71,7 @@ __all__ = [
     "ContainConfig",
     "DedupConfig",
     "IngestConfig",
+    "SampleConfig",
     "SelectionConfig",
     "Stage",
     "assets_and_checks",
