@@ -92,7 +92,7 @@ class SparkPlan:
             r["_reason"]: int(r["count"]) for r in df.groupBy("_reason").count().collect()
         }  # per reason
         self.rows_in = sum(counts.values())
-        self.dropped = {k: v for k, v in sorted(counts.items()) if k is not None}
+        self.dropped = dict(sorted((k, v) for k, v in counts.items() if k is not None))
         if self.dropped.get("missing or NaN feature") and config.nan_features == "refuse":
             raise InputError(
                 f"{uri}: {self.dropped['missing or NaN feature']} rows have a missing or NaN feature "
