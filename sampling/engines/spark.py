@@ -82,10 +82,9 @@ class SparkPlan:
         if needs_text:
             reason = reason.when(F.col(config.text_field).isNull(), F.lit("no text"))
         if self.features:
-            bad = None
+            bad = F.lit(False)
             for f in self.features:
-                cond = F.col(f).isNull() | F.isnan(F.col(f).cast("double"))
-                bad = cond if bad is None else bad | cond
+                bad = bad | F.col(f).isNull() | F.isnan(F.col(f).cast("double"))
             reason = reason.when(bad, F.lit("missing or NaN feature"))
         df = df.withColumn("_reason", reason)
         counts = {
