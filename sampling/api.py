@@ -72,8 +72,10 @@ def _weights(config: SampleConfig, sizes: dict[str, int]) -> dict[str, float]:
     unknown = sorted(set(config.weights) - set(sizes))
     if unknown:
         raise InputError(f"weights name group(s) {', '.join(map(repr, unknown))} that the pool lacks")
-    raw = {g: float(config.weights.get(g, 0.0)) for g in sizes} if config.weights else dict(map(
-        lambda kv: (kv[0], float(kv[1])), sizes.items()))  # fmt: skip
+    if config.weights:
+        raw = {g: float(config.weights.get(g, 0.0)) for g in sizes}
+    else:  # each group's share of the pool
+        raw = {g: float(n) for g, n in sizes.items()}
     total = sum(raw.values())
     if not total > 0:
         raise InputError("the objective's weights sum to 0")
@@ -248,7 +250,10 @@ def run(
         rounds = _strategy(config, evaluate, costs, objective, weights, cap, sizes0)
         final = rounds[-1]
         total = sum(costs[g] * final.allocation[g] for g in groups)
-        assert total <= config.budget + 1e-9, "allocation over budget"
+        if total > config.budget:  # the kernels' contract; never write a sample over budget
+            raise RuntimeError(
+                f"the {config.strategy} allocation spends {total:g}, over the budget {config.budget:g}"
+            )
 
         # outputs
         if spark_plan is not None:

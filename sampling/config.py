@@ -62,6 +62,18 @@ class SampleConfig(StageConfig, stage="sample"):
                 raise ValueError(f"the cost of group {g!r} is {c:g}: a cost must be above 0")
         return value
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return _nonnegative_weights(value)
+
+
+def _nonnegative_weights(value: dict[str, float]) -> dict[str, float]:
+    for g, w in value.items():
+        if w < 0:
+            raise ValueError(f"the weight of group {g!r} is {w:g}: a weight must be 0 or above")
+    return value
+
 
 def parse_costs(text: str | None) -> dict[str, float]:
     """`g1=c1,g2=c2` as a dict; ValueError with one clear line on a malformed or non-positive entry."""
