@@ -10,7 +10,7 @@ curves' errors error_g(n_g). Per objective:
 - target (error of one group): the target group takes all it can, the others keep their floors.
 - gap (Σ w_g·error_g plus a penalty when the spread of group errors exceeds X): a general solver, SLSQP on the
   continuous problem with the spread as a constraint in epigraph form, started from the weighted and the maximin
-  solutions.
+  solutions; the two best of these four starts go through the local search below.
 Continuous solutions become integers by flooring, then the leftover budget goes one sample at a time to the group
 with the largest marginal gain per unit cost; a local search then moves samples between pairs of groups while that
 lowers the loss. The budget is never exceeded. Budget that does not change the objective (a target group at its
@@ -74,6 +74,13 @@ def _check_objective(objective: Objective, groups: Sequence[str]) -> None:
         raise ValueError(f"gap objective: the gap must be > 0, got {objective.gap!r}")
 
 
+def _target_index(objective: Objective, groups: Sequence[str]) -> int:
+    """Position of the target group (0 for the other objectives, where it is unused)."""
+    if objective.kind != "target" or objective.target is None:
+        return 0
+    return list(groups).index(objective.target)
+
+
 def _weight_vector(weights: Mapping[str, float], groups: Sequence[str]) -> np.ndarray:
     missing = [g for g in groups if g not in weights]
     if missing:
@@ -108,7 +115,7 @@ def loss(objective: Objective, errors: Mapping[str, float], weights: Mapping[str
     _check_objective(objective, groups)
     w = _weight_vector(weights, groups)
     errs = np.array([[float(errors[g]) for g in groups]], dtype=np.float64)
-    target = groups.index(objective.target) if objective.kind == "target" else 0
+    target = _target_index(objective, groups)
     return float(_loss_rows(objective, errs, w, target)[0])
 
 
@@ -175,7 +182,8 @@ def _problem(
     over = [g for g, f, c in zip(groups, lo, hi, strict=True) if f > c]
     if over:
         raise ValueError(f"floor exceeds cap for the groups {over}")
-    p = _Problem(groups, *(np.zeros(len(groups)) for _ in range(3)), cost, lo, hi, float(budget))
+    zero = np.zeros(len(groups))
+    p = _Problem(groups, zero, zero.copy(), zero.copy(), cost, lo, hi, float(budget))
     if p.spend(lo) > budget:
         raise ValueError(f"the floors cost {p.spend(lo):g}, more than the budget {budget:g}")
     if curves is not None:
@@ -308,17 +316,28 @@ def _gains(p: _Problem, n: np.ndarray, loss_fn: LossFn) -> np.ndarray:
 
 
 def _fill(p: _Problem, n: np.ndarray, loss_fn: LossFn, *, positive: bool = True) -> np.ndarray:
-    """Leftover budget one sample at a time to the largest gain per unit cost (only gains > 0 if `positive`)."""
+    """Leftover budget one sample at a time to the largest gain per unit cost (only gains > 0 if `positive`).
+    A run of samples to the same group is scored in one call: the group keeps taking samples while each next one
+    gains more than the second-best group's next one did."""
     n = n.copy()
     while True:
         gain = _gains(p, n, loss_fn)
         i = int(np.argmax(gain))
         if gain[i] == -np.inf or (positive and not gain[i] > 0):
             return n
-        n[i] += 1
-        if p.spend(n) > p.budget:
+        rest = np.delete(gain, i)
+        bar = max(float(rest.max()) if rest.size else -np.inf, 0.0 if positive else -np.inf)
+        top = min(p.hi[i] - n[i], math.floor((p.budget - p.spend(n)) / p.cost[i]), 256)
+        run = np.repeat(n[None, :], int(top) + 1, axis=0)
+        run[:, i] += np.arange(int(top) + 1)
+        vals = loss_fn(run)
+        with np.errstate(invalid="ignore"):
+            inc = (vals[:-1] - vals[1:]) / p.cost[i]
+        inc[0] = gain[i]
+        take = int(np.argmin(np.append(inc > bar, False)))  # leading samples that beat the bar
+        n[i] += max(take, 1)
+        while p.spend(n) > p.budget:
             n[i] -= 1
-            return n
 
 
 _LADDER = np.linspace(0.0, 1.0, 16)
@@ -416,7 +435,7 @@ def optimal_allocation(
     p = _problem(groups, costs, budget, floor, cap, curves)
     _check_objective(objective, groups)
     w = _weight_vector(weights, groups)
-    target = groups.index(objective.target) if objective.kind == "target" else 0
+    target = _target_index(objective, groups)
     user_lo = p.lo.copy()
     _effective_floors(p, objective, w, target)
 
@@ -449,7 +468,9 @@ def optimal_allocation(
         starts = [np.floor(_lagrange(p, w)), _water_fill(p)]
         cont = [_gap_continuous(p, w, gap, np.maximum(s, 1.0)) for s in starts]
         starts += [np.floor(x) for x in cont if x is not None]
-        cands = [_polish(p, s, loss_fn) for s in starts]
+        filled = [_fill(p, s, loss_fn) for s in starts]
+        first = np.argsort([float(loss_fn(f[None, :])[0]) for f in filled], kind="stable")[:2]
+        cands = [_polish(p, filled[i], loss_fn) for i in first]  # the two best starts
         vals = [float(loss_fn(c[None, :])[0]) for c in cands]
         n = cands[int(np.argmin(vals))]
     assert p.fits(n) and np.all(n >= user_lo), "allocation outside its budget or bounds"

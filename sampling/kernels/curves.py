@@ -1,6 +1,9 @@
 """Cai et al. (FAccT 2022), the per-group learning curve: error_g(n) = a_g·n^(-b_g) + c_g, fitted from observed
 (n, error) points, with a bootstrap over the points for its uncertainty.
 
+Each point's residual is weighted by √(n / max n): the error of a learner trained on n samples varies roughly as
+1/√n, so the small pilot sizes, the noisiest points, pull the fit least.
+
 The fit works in a well-conditioned parametrisation: n is divided by the geometric mean n0 of the observed sizes and
 the residuals by the mean observed error, so the three parameters (A = a·n0^(-b), b, c) are of order one whatever the
 scale of n. For a fixed exponent b the model is linear in (A, c), so a grid over b with non-negative least squares
@@ -20,7 +23,8 @@ from scipy.optimize import least_squares, nnls
 B_MIN = 1e-4  # the exponent's lower bound: b > 0
 B_MAX = 3.0
 _B_GRID = np.geomspace(0.02, B_MAX, 16)
-_STARTS = 3  # the best grid points refined by least squares
+WEIGHTED = False
+_STARTS = 2  # the best grid points refined by least squares
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,18 @@ class CurveFit:
         return lo.reshape(x.shape), hi.reshape(x.shape)
 
 
-def _fit_scaled(x: np.ndarray, y: np.ndarray, *, free_c: bool) -> tuple[float, float, float, float]:
-    """Best (A, b, c) of y ≈ A·x^(-b) + c on scaled sizes x and errors y, and its sum of squared residuals."""
+def _fit_scaled(
+    x: np.ndarray, y: np.ndarray, wt: np.ndarray, *, free_c: bool
+) -> tuple[float, float, float, float]:
+    """Best (A, b, c) of y ≈ A·x^(-b) + c on scaled sizes x and errors y, each residual weighted by wt, and its
+    weighted sum of squared residuals."""
+    logx = np.log(x)
     starts: list[tuple[float, float, float, float]] = []
     for b in _B_GRID:
         design = np.power(x, -b)[:, None]
         if free_c:
             design = np.hstack([design, np.ones_like(design)])
-        coef, rnorm = nnls(design, y)
+        coef, rnorm = nnls(design * wt[:, None], y * wt)
         starts.append((float(rnorm) ** 2, float(b), float(coef[0]), float(coef[1]) if free_c else 0.0))
     starts.sort()
     best = (np.inf, 0.0, 0.0, 0.0)
@@ -76,21 +84,31 @@ def _fit_scaled(x: np.ndarray, y: np.ndarray, *, free_c: bool) -> tuple[float, f
         if free_c:
 
             def resid3(p: np.ndarray) -> np.ndarray:
-                return p[0] * np.power(x, -p[1]) + p[2] - y
+                return (p[0] * np.power(x, -p[1]) + p[2] - y) * wt
+
+            def jac3(p: np.ndarray) -> np.ndarray:
+                xb = np.power(x, -p[1])
+                return np.column_stack([xb * wt, -p[0] * xb * logx * wt, wt])
 
             p0 = np.array([a0, b0, c0])
             lo, hi = np.array([0.0, B_MIN, 0.0]), np.array([np.inf, B_MAX, np.inf])
-            sol = least_squares(resid3, np.clip(p0, lo + 1e-12, hi), bounds=(lo, hi), method="trf")
+            sol = least_squares(resid3, np.clip(p0, lo + 1e-12, hi), jac=jac3, bounds=(lo, hi), method="trf")
             a, b, c = (float(v) for v in sol.x)
         else:
 
             def resid2(p: np.ndarray) -> np.ndarray:
-                return p[0] * np.power(x, -p[1]) - y
+                return (p[0] * np.power(x, -p[1]) - y) * wt
+
+            def jac2(p: np.ndarray) -> np.ndarray:
+                xb = np.power(x, -p[1])
+                return np.column_stack([xb * wt, -p[0] * xb * logx * wt])
 
             lo, hi = np.array([0.0, B_MIN]), np.array([np.inf, B_MAX])
-            sol = least_squares(resid2, np.clip([a0, b0], lo + 1e-12, hi), bounds=(lo, hi), method="trf")
+            sol = least_squares(
+                resid2, np.clip([a0, b0], lo + 1e-12, hi), jac=jac2, bounds=(lo, hi), method="trf"
+            )
             a, b, c = float(sol.x[0]), float(sol.x[1]), 0.0
-        sse = float(np.sum((a * np.power(x, -b) + c - y) ** 2))
+        sse = float(np.sum(((a * np.power(x, -b) + c - y) * wt) ** 2))
         if sse < best[0] - 1e-15:
             best = (sse, a, b, c)
     return best[1], best[2], best[3], best[0]
@@ -102,7 +120,8 @@ def _fit_points(n: np.ndarray, err: np.ndarray) -> Curve:
     if not scale > 0:
         return Curve(0.0, 1.0, 0.0)  # every observed error is 0
     x, y = n / n0, err / scale
-    big_a, b, c, _ = _fit_scaled(x, y, free_c=np.unique(n).size >= 3)
+    wt = np.sqrt(n / n.max())  # a learner trained on n samples varies as 1/√n: larger n weigh more
+    big_a, b, c, _ = _fit_scaled(x, y, wt, free_c=np.unique(n).size >= 3)
     return Curve(a=big_a * scale * n0**b, b=b, c=c * scale)
 
 
