@@ -56,6 +56,23 @@ def _measure(
     return {g: float(errors[g]) for g in allocation}
 
 
+def _noise(fit: CurveFit) -> float:
+    """Root mean square of the fitted curve's residuals at its points."""
+    n = np.array([p[0] for p in fit.points], dtype=np.float64)
+    err = np.array([p[1] for p in fit.points], dtype=np.float64)
+    return float(np.sqrt(np.mean((np.asarray(fit.curve.error(n)) - err) ** 2)))
+
+
+def _planned(objective: Objective, fits: Mapping[str, CurveFit], margin: float) -> Objective:
+    """The objective a round plans for: a gap objective's limit X is tightened by `margin` times the largest
+    residual noise of the fitted curves (to at most half of X), so that a spread predicted just under X by noisy
+    curves does not land just over it; other objectives unchanged."""
+    if objective.kind != "gap" or objective.gap is None or margin <= 0:
+        return objective
+    noise = max((_noise(f) for f in fits.values()), default=0.0)
+    return Objective("gap", gap=max(objective.gap - margin * noise, objective.gap / 2))
+
+
 def _cost(costs: Mapping[str, float], counts: Mapping[str, int]) -> float:
     return math.fsum(costs[g] * counts[g] for g in counts)
 
@@ -92,6 +109,7 @@ def adaptive(
     bootstrap: int = 50,
     pilot_points: int = 3,
     explore: float = 0.3,
+    gap_margin: float = 2.0,
 ) -> list[Round]:
     """The rounds of the adaptive strategy; the last Round's allocation is the answer.
 
@@ -101,7 +119,9 @@ def adaptive(
     `seed` (it seeds the bootstraps) and a deterministic `evaluate`. `explore` is the part of the first round's
     share split equally among the groups before the plan spends the rest, falling linearly to 0 in the last
     round: every group keeps getting curve points at new sizes, so a curve misfitted on a few noisy points (a
-    false plateau) is corrected instead of starving its group.
+    false plateau) is corrected instead of starving its group. The gap objective does not explore (more samples
+    for a group that already learns well widen the spread, and samples cannot be taken back), and plans with its
+    limit tightened by `gap_margin` times the fits' residual noise (`_planned`).
     """
     if not 0.0 <= explore <= 1.0:
         raise ValueError(f"explore must be in [0, 1], got {explore!r}")
@@ -161,7 +181,7 @@ def adaptive(
         spent = last.spent
         share = budget - spent if index == rounds else (budget - spent) / (rounds - index + 1)
         room = {g: int(cap[g] - current[g]) for g in groups}
-        probe = share * explore * (rounds - index) / rounds
+        probe = share * explore * (rounds - index) / rounds if objective.kind != "gap" else 0.0
         step = {g: 0 for g in groups}
         if probe >= min(costs[g] for g in groups) and any(room[g] > 0 for g in groups):
             step = equal_allocation(costs, probe, cap=room)
@@ -171,7 +191,7 @@ def adaptive(
                 {g: last.fits[g].curve for g in groups},
                 costs,
                 budget,
-                objective,
+                _planned(objective, last.fits, gap_margin),
                 weights,
                 floor=base,
                 cap=cap,
