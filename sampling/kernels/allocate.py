@@ -11,10 +11,16 @@ curves' errors error_g(n_g). Per objective:
 - gap (Σ w_g·error_g plus a penalty when the spread of group errors exceeds X): a general solver, SLSQP on the
   continuous problem with the spread as a constraint in epigraph form, started from the weighted and the maximin
   solutions; the two best of these four starts go through the local search below.
-Continuous solutions become integers by flooring, then the leftover budget goes one sample at a time to the group
-with the largest marginal gain per unit cost; a local search then moves samples between pairs of groups while that
-lowers the loss. The budget is never exceeded. Budget that does not change the objective (a target group at its
-cap, groups other than the worst one) goes where it lowers the weighted sum.
+Continuous solutions (weighted, gap) become integers by flooring, then the leftover budget goes one sample at a time
+to the group with the largest marginal gain per unit cost; a local search (`_polish`) then scores every combination
+of taking a few samples out of one or two groups and putting some into one or two groups (one group only beyond
+PAIR_GROUPS groups, where the pairs grow as the fourth power), and keeps the best while it lowers the loss. The integer water filling (maximin) and the target rule are exact without it. The budget is
+never exceeded. Budget that does not change the objective (a target group at its cap, groups other than the worst
+one) goes where it lowers the weighted sum. Every group whose error enters the loss gets at least one sample when
+the budget affords it (its error at 0 samples is infinite).
+
+The gap objective is not convex (its spread is a max minus a min), so the local search is a heuristic there; the
+tests compare every objective with a brute-force search on small instances.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from sift.sampling.kernels.curves import Curve
 Kind = Literal["weighted", "maximin", "target", "gap"]
 KINDS: tuple[str, ...] = ("weighted", "maximin", "target", "gap")
 GAP_PENALTY = 10.0  # loss added per unit of group-error spread beyond the allowed gap
+PAIR_GROUPS = 6  # the local search also moves samples between pairs of groups up to this many groups
 
 
 @dataclass(frozen=True)
@@ -351,13 +358,14 @@ def _steps(top: float) -> np.ndarray:
 
 
 def _removals(p: _Problem, n: np.ndarray) -> np.ndarray:
-    """Counts with samples taken out: none, k (a step of `_steps`) from one group, or 1-3 from each of two."""
+    """Counts with samples taken out: none, k (a step of `_steps`) from one group, or 1-3 from each of two
+    (up to PAIR_GROUPS groups)."""
     g = len(p.groups)
     out = [n]
     for i in range(g):
         for k in _steps(n[i] - p.lo[i]):
             out.append(n - k * np.eye(g)[i])
-    for i in range(g):
+    for i in range(g if g <= PAIR_GROUPS else 0):
         for j in range(i + 1, g):
             for ki in range(1, int(min(3, n[i] - p.lo[i])) + 1):
                 for kj in range(1, int(min(3, n[j] - p.lo[j])) + 1):
@@ -366,14 +374,15 @@ def _removals(p: _Problem, n: np.ndarray) -> np.ndarray:
 
 
 def _additions(p: _Problem, n: np.ndarray) -> np.ndarray:
-    """Samples put in: none, m (a step of `_steps`) into one group, or 1-3 into each of two."""
+    """Samples put in: none, m (a step of `_steps`) into one group, or 1-3 into each of two (up to PAIR_GROUPS
+    groups)."""
     g = len(p.groups)
     left = p.budget - p.spend(p.lo)
     out = [np.zeros(g)]
     for j in range(g):
         for m in _steps(min(p.hi[j] - p.lo[j], math.floor(left / p.cost[j]))):
             out.append(m * np.eye(g)[j])
-    for i in range(g):
+    for i in range(g if g <= PAIR_GROUPS else 0):
         for j in range(i + 1, g):
             for mi in range(1, 4):
                 for mj in range(1, 4):
