@@ -7,7 +7,9 @@ drawn as floors (samples are nested: a round only adds), equalises the marginal 
 The round moves toward that plan by its share of the remaining budget, (budget - spent) / (rounds left), split in
 proportion to what each group still lacks; the last round spends what is left. While a group has no fitted curve
 (points at fewer than 2 distinct sizes) or the plan leaves the round's share unspent (flat curves, groups at
-their caps), the rest of the share is split equally among the groups with room. Every round is recorded.
+their caps), the rest of the share is split equally among the groups with room; except under the gap objective,
+whose plan may leave budget unspent on purpose (more samples for a group that learns well widen the spread).
+Every round is recorded.
 """
 
 from __future__ import annotations
@@ -148,8 +150,10 @@ def adaptive(
     points: dict[str, list[tuple[float, float]]] = {g: [] for g in groups}
     history: list[Round] = []
 
-    def record(index: int, allocation: dict[str, int], errors: dict[str, float]) -> None:
-        for g in groups:
+    def record(
+        index: int, allocation: dict[str, int], errors: dict[str, float], *, fresh: bool = True
+    ) -> None:
+        for g in groups if fresh else ():
             if math.isfinite(errors[g]) and errors[g] >= 0:
                 points[g].append((float(allocation[g]), errors[g]))
         fits: dict[str, CurveFit] = {}
@@ -200,11 +204,15 @@ def adaptive(
             step = {g: step[g] + more[g] for g in groups}
         left = share - _cost(costs, step)
         room = {g: int(cap[g] - current[g] - step[g]) for g in groups}
+        planned = len(last.fits) == len(groups)
+        if planned and objective.kind == "gap":
+            left = 0.0  # budget the gap plan leaves unspent is left so: more samples could widen the spread
         if left >= min(costs[g] for g in groups) and any(room[g] > 0 for g in groups):
             extra = equal_allocation(costs, max(left, 0.0), cap=room)
             step = {g: step[g] + extra[g] for g in groups}
         if not any(step.values()):
-            record(index, current, last.errors)  # nothing affordable: the same counts, not measured again
+            # nothing spent: the same counts, not measured again
+            record(index, current, last.errors, fresh=False)
             continue
         current = {g: current[g] + step[g] for g in groups}
         while math.fsum(costs[g] * current[g] for g in groups) > budget:  # over by a rounding ulp
