@@ -1,86 +1,163 @@
-"""Per-group learning curves error(n) = a * n**(-b) + c (Cai et al., FAccT 2022, section 3), fitted by least squares
-with bootstrap estimates of their uncertainty."""
+"""Cai et al. (FAccT 2022), the per-group learning curve: error_g(n) = a_g·n^(-b_g) + c_g, fitted from observed
+(n, error) points, with a bootstrap over the points for its uncertainty.
+
+Each point's residual is weighted by √(n / max n): the error of a learner trained on n samples varies roughly as
+1/√n, so the small pilot sizes, the noisiest points, pull the fit least.
+
+The fit works in a well-conditioned parametrisation: n is divided by the geometric mean n0 of the observed sizes and
+the residuals by the mean observed error, so the three parameters (A = a·n0^(-b), b, c) are of order one whatever the
+scale of n. For a fixed exponent b the model is linear in (A, c), so a grid over b with non-negative least squares
+gives the starting points; the best few are refined by `scipy.optimize.least_squares` under the bounds A >= 0,
+0 < b <= 3, c >= 0. With only two distinct sizes the three parameters are not identified, so c is held at 0 and
+(a, b) pass exactly through the two points' trend.
+"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import least_squares, nnls
+
+B_MIN = 1e-4  # the exponent's lower bound: b > 0
+B_MAX = 3.0
+_B_GRID = np.geomspace(0.02, B_MAX, 16)
+WEIGHTED = False
+_STARTS = 2  # the best grid points refined by least squares
 
 
 @dataclass(frozen=True)
 class Curve:
-    """error(n) = a * n**(-b) + c, with a >= 0, b > 0, c >= 0."""
+    """error(n) = a·n^(-b) + c with a >= 0, b > 0, c >= 0. At n <= 0 the error is infinite (a > 0) or c (a = 0)."""
 
     a: float
     b: float
     c: float
 
     def error(self, n: float | np.ndarray) -> float | np.ndarray:
-        n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
-        out = self.a * n ** (-self.b) + self.c
+        x = np.asarray(n, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            power = self.a * np.power(np.where(x > 0, x, 1.0), -self.b)
+        out = np.where(x > 0, power + self.c, np.inf if self.a > 0 else self.c)
         return float(out) if out.ndim == 0 else out
 
 
 @dataclass(frozen=True)
 class CurveFit:
-    """A fitted curve, its bootstrap estimates (B, 3) of (a, b, c) and the points fitted."""
+    """A fitted curve, its bootstrap estimates of (a, b, c) (shape (B, 3), B may be 0) and the points it fits."""
 
     curve: Curve
-    boot: np.ndarray = field(repr=False)
+    boot: np.ndarray = field(compare=False)
     points: tuple[tuple[int, float], ...]
 
     def band(self, n: np.ndarray, q: tuple[float, float] = (0.1, 0.9)) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper quantiles of the bootstrap curves at `n` (the point curve when there is no bootstrap)."""
-        n = np.asarray(n, dtype=np.float64)
-        if len(self.boot) == 0:
-            mid = np.asarray(self.curve.error(n), dtype=np.float64)
-            return mid, mid
-        errs = np.stack([Curve(*map(float, p)).error(n) for p in self.boot])
-        return np.quantile(errs, q[0], axis=0), np.quantile(errs, q[1], axis=0)
+        """Lower and upper quantiles `q` of the bootstrap curves' errors at sizes `n` (both the point estimate's
+        errors when there is no bootstrap)."""
+        x = np.asarray(n, dtype=np.float64)
+        if self.boot.shape[0] == 0:
+            point = np.asarray(self.curve.error(x), dtype=np.float64)
+            return point, point.copy()
+        a, b, c = self.boot[:, 0:1], self.boot[:, 1:2], self.boot[:, 2:3]
+        with np.errstate(divide="ignore", over="ignore"):
+            errs = a * np.power(np.maximum(x.reshape(1, -1), 1e-300), -b) + c
+        lo, hi = np.quantile(errs, [q[0], q[1]], axis=0)
+        return lo.reshape(x.shape), hi.reshape(x.shape)
 
 
-def _model(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
-    return a * n ** (-b) + c
+def _fit_scaled(
+    x: np.ndarray, y: np.ndarray, wt: np.ndarray, *, free_c: bool
+) -> tuple[float, float, float, float]:
+    """Best (A, b, c) of y ≈ A·x^(-b) + c on scaled sizes x and errors y, each residual weighted by wt, and its
+    weighted sum of squared residuals."""
+    logx = np.log(x)
+    starts: list[tuple[float, float, float, float]] = []
+    for b in _B_GRID:
+        design = np.power(x, -b)[:, None]
+        if free_c:
+            design = np.hstack([design, np.ones_like(design)])
+        coef, rnorm = nnls(design * wt[:, None], y * wt)
+        starts.append((float(rnorm) ** 2, float(b), float(coef[0]), float(coef[1]) if free_c else 0.0))
+    starts.sort()
+    best = (np.inf, 0.0, 0.0, 0.0)
+    for _, b0, a0, c0 in starts[:_STARTS]:
+        if free_c:
 
+            def resid3(p: np.ndarray) -> np.ndarray:
+                return (p[0] * np.power(x, -p[1]) + p[2] - y) * wt
 
-def _fit(n: np.ndarray, err: np.ndarray) -> tuple[float, float, float]:
-    c0 = max(float(err.min()) * 0.5, 0.0)
-    a0 = max(float(err.max()) - c0, 1e-6) * float(n.min()) ** 0.5
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            p, _ = curve_fit(
-                _model,
-                n,
-                err,
-                p0=(a0, 0.5, c0),
-                bounds=([0.0, 1e-3, 0.0], [np.inf, 3.0, np.inf]),
-                maxfev=5000,
+            def jac3(p: np.ndarray) -> np.ndarray:
+                xb = np.power(x, -p[1])
+                return np.column_stack([xb * wt, -p[0] * xb * logx * wt, wt])
+
+            p0 = np.array([a0, b0, c0])
+            lo, hi = np.array([0.0, B_MIN, 0.0]), np.array([np.inf, B_MAX, np.inf])
+            sol = least_squares(resid3, np.clip(p0, lo + 1e-12, hi), jac=jac3, bounds=(lo, hi), method="trf")
+            a, b, c = (float(v) for v in sol.x)
+        else:
+
+            def resid2(p: np.ndarray) -> np.ndarray:
+                return (p[0] * np.power(x, -p[1]) - y) * wt
+
+            def jac2(p: np.ndarray) -> np.ndarray:
+                xb = np.power(x, -p[1])
+                return np.column_stack([xb * wt, -p[0] * xb * logx * wt])
+
+            lo, hi = np.array([0.0, B_MIN]), np.array([np.inf, B_MAX])
+            sol = least_squares(
+                resid2, np.clip([a0, b0], lo + 1e-12, hi), jac=jac2, bounds=(lo, hi), method="trf"
             )
-            return float(p[0]), float(p[1]), float(p[2])
-        except (RuntimeError, ValueError):
-            return a0, 0.5, c0
+            a, b, c = float(sol.x[0]), float(sol.x[1]), 0.0
+        sse = float(np.sum(((a * np.power(x, -b) + c - y) * wt) ** 2))
+        if sse < best[0] - 1e-15:
+            best = (sse, a, b, c)
+    return best[1], best[2], best[3], best[0]
+
+
+def _fit_points(n: np.ndarray, err: np.ndarray) -> Curve:
+    n0 = float(np.exp(np.mean(np.log(n))))
+    scale = float(np.mean(np.abs(err)))
+    if not scale > 0:
+        return Curve(0.0, 1.0, 0.0)  # every observed error is 0
+    x, y = n / n0, err / scale
+    wt = np.sqrt(n / n.max())  # a learner trained on n samples varies as 1/√n: larger n weigh more
+    big_a, b, c, _ = _fit_scaled(x, y, wt, free_c=np.unique(n).size >= 3)
+    return Curve(a=big_a * scale * n0**b, b=b, c=c * scale)
 
 
 def fit_curve(n: Sequence[float], err: Sequence[float], *, seed: int = 0, bootstrap: int = 200) -> CurveFit:
-    """Least-squares fit of a * n**(-b) + c to the points, with `bootstrap` refits on resampled points."""
-    x = np.asarray(n, dtype=np.float64)
-    y = np.asarray(err, dtype=np.float64)
-    if len(np.unique(x)) < 2:
+    """Fit error(n) = a·n^(-b) + c to the points (n_i, err_i), and `bootstrap` refits on points resampled with
+    replacement (seeded by `seed`; resamples with fewer than 2 distinct sizes are drawn again)."""
+    sizes = np.asarray(n, dtype=np.float64).ravel()
+    errs = np.asarray(err, dtype=np.float64).ravel()
+    if sizes.size != errs.size:
         raise ValueError(
-            f"a learning curve needs points at 2 or more distinct sample sizes; got {len(np.unique(x))}"
+            f"fit_curve needs as many errors as sizes, got {sizes.size} sizes and {errs.size} errors"
         )
-    curve = Curve(*_fit(x, y))
+    if not (np.all(np.isfinite(sizes)) and np.all(np.isfinite(errs))):
+        raise ValueError("fit_curve needs finite sizes and errors")
+    if np.any(sizes <= 0) or np.any(errs < 0):
+        raise ValueError("fit_curve needs sizes > 0 and errors >= 0")
+    if np.unique(sizes).size < 2:
+        raise ValueError(
+            f"fit_curve needs points at 2 or more distinct sizes, got {np.unique(sizes).size} "
+            f"({sizes.size} points)"
+        )
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be >= 0, got {bootstrap}")
+    order = np.argsort(sizes, kind="stable")
+    sizes, errs = sizes[order], errs[order]
+    curve = _fit_points(sizes, errs)
     rng = np.random.default_rng(seed)
-    boot = []
-    for _ in range(bootstrap):
-        idx = rng.integers(0, len(x), len(x))
-        if len(np.unique(x[idx])) < 2:
-            continue
-        boot.append(_fit(x[idx], y[idx]))
-    points = tuple((int(a), float(b)) for a, b in zip(x, y, strict=True))
-    return CurveFit(curve, np.asarray(boot, dtype=np.float64).reshape(-1, 3), points)
+    boot = np.empty((bootstrap, 3), dtype=np.float64)
+    for i in range(bootstrap):
+        for _ in range(100):
+            pick = rng.integers(0, sizes.size, sizes.size)
+            if np.unique(sizes[pick]).size >= 2:
+                break
+        else:
+            pick = np.arange(sizes.size)
+        c = _fit_points(sizes[pick], errs[pick])
+        boot[i] = (c.a, c.b, c.c)
+    points = tuple((int(round(s)), float(e)) for s, e in zip(sizes, errs, strict=True))
+    return CurveFit(curve=curve, boot=boot, points=points)
