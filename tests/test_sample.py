@@ -176,7 +176,7 @@ def _write(tmp_path: Path, table: pa.Table) -> str:
         ({"pilot": 600}, "fewer than the pilot batch (600)"),
         ({"budget": 50}, "the budget 50 is smaller than the pilot"),
         ({"costs": {"atlantis": 2.0}}, "--costs names group(s) 'atlantis' that the pool lacks"),
-        ({"objective": "target:atlantis"}, "no group 'atlantis'"),
+        ({"objective": "target:atlantis"}, "group 'atlantis' is not one of"),
         ({"learner": "nope"}, "unknown learner 'nope'"),
     ],
 )
