@@ -117,7 +117,7 @@ def test_selection_over_the_asset_tables_equals_a_full_run(materialised, tmp_pat
 def test_configured_instructions_and_scores_table(tmp_path: Path) -> None:
     """Instructions from a configured file and degradation from a SCORES table (no model); a record without an
     instruction is rejected on read, an id missing from SCORES is rejected by the selection, and neither is
-    exported."""
+    exported; tampered run files fail the recovery set's checks."""
     import orjson
     import pyarrow as pa
 
@@ -150,8 +150,30 @@ def test_configured_instructions_and_scores_table(tmp_path: Path) -> None:
                 "loggers": {"console": {"config": {"log_level": "WARNING"}}},
             },
         )
-    assert result.success
-    assert all(c.passed for c in result.get_asset_check_evaluations())
+        assert result.success
+        assert all(c.passed for c in result.get_asset_check_evaluations())
+        # the checks look at the run's files: a selected id listed as rejected, and a budget below the selection,
+        # fail them (blocking)
+        run = lake / "select" / "run"
+        first = pq.read_table(run / "selected.parquet").column("id")[0].as_py()
+        rejected = pq.read_table(run / "rejected.parquet")
+        row = pa.table(
+            {c: [{"id": first, "reason": "listed for the test"}.get(c)] for c in rejected.column_names},
+            schema=rejected.schema,
+        )
+        pq.write_table(pa.concat_tables([rejected, row]), run / "rejected.parquet")
+        stats = json.loads((run / "stats.json").read_text())
+        (run / "stats.json").write_text(json.dumps({**stats, "budget": stats["budget"] - 1}))
+        again = dg.materialize(
+            ASSETS,
+            instance=instance,
+            selection=["recovery_set"],
+            resources={"lake": LakeResource(root=str(lake)), "engine": EngineResource(name="polars")},
+            raise_on_error=False,
+        )
+        failed = {c.check_name: c.passed for c in again.get_asset_check_evaluations()}
+        assert failed == {"within_budget": False, "no_rejected_id": False, "ids_in_instructions": True}
+        assert not again.success  # blocking checks fail the run
     assert not (lake / "select" / "demo_instructions.jsonl").exists()
     assert not (lake / "select" / "demo_models").exists()  # no model trained when SCORES is given
     meta = result.asset_materializations_for_node("selection_instructions")[0].metadata
