@@ -2,7 +2,8 @@
 Language Model Recovery"): clustering (S2RIC), degradation-aware budget, ranking and the concept conflict filter.
 
 The stage's entry (pipelines/core/stage.py): `run(inputs, SelectionConfig(...), output, engine, scores=...,
-original=..., pruned=...)`; see selection/api.py. Kernels in selection/kernels/.
+original=..., pruned=..., embeddings=...)`; see selection/api.py (and its step functions read_instructions,
+embed_instructions, score_instructions, which the Dagster assets call). Kernels in selection/kernels/.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ def run(
     scores: str | None = None,
     original: str | None = None,
     pruned: str | None = None,
+    embeddings: str | None = None,
 ) -> dict[str, Any]:
     """See `selection.api.run` (imported on first call: it loads numpy, scikit-learn and the lake readers)."""
     from sift.selection.api import run as _run
 
-    return _run(inputs, config, output, engine, scores=scores, original=original, pruned=pruned)
+    return _run(
+        inputs, config, output, engine, scores=scores, original=original, pruned=pruned, embeddings=embeddings
+    )

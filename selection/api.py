@@ -12,6 +12,11 @@ Every input record ends in exactly one place: selected.parquet, clusters.parquet
 (cluster and rank given), or rejected.parquet with its reason (unreadable record, empty instruction, no or bad
 score, empty response, concept conflict); stats.json counts them and report.md shows the cluster map and the
 budget per cluster. Runs on one machine (PolarsEngine); the clustering holds the embedding matrix in memory.
+
+The steps that produce the inputs of the clustering also run alone, for the Dagster assets: `read_instructions`
+(the usable instructions and the rejected records), `embed_instructions` (an embeddings table `id`, `vector`) and
+`score_instructions` (a SCORES table `id`, `jsd`, `tokens`); `run(..., embeddings=TABLE, scores=TABLE)` then
+selects from those tables instead of embedding and scoring again.
 """
 
 from __future__ import annotations
@@ -174,15 +179,15 @@ def _model_scores(
         for a, b in zip(docs.column("instruction").to_pylist(), docs.column("input").to_pylist(), strict=True)
     ]
     t0 = time.perf_counter()
-    last = [t0]
 
     def progress(done: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] > 5 or done == len(prompts):
-            PROGRESS.info(
-                "select: scored %d/%d samples (%.1f samples/s)", done, len(prompts), done / (now - t0)
-            )
-            last[0] = now
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        PROGRESS.info(
+            "select: scored %d/%d samples (%.1f samples/s)", done, len(prompts), rate,
+            extra=progress_extra("scoring", done, len(prompts), "samples"),
+        )  # fmt: skip
+
+    progress(0)
 
     jsd, tokens = score_pairs(
         orig, prun, prompts, docs.column("output").to_pylist(), max_tokens=config.max_tokens,
@@ -194,11 +199,121 @@ def _model_scores(
     return docs.filter(pa.array(ok)), jsd[ok], tokens[ok]
 
 
+def progress_extra(task: str, done: int, total: int, unit: str) -> dict[str, Any]:
+    """The `extra` of a progress record (a task's items done of its total), which a progress display turns into a
+    bar (sift.pipelines.progress); the record's message says the same in words."""
+    return {"sift_progress": {"task": task, "done": done, "total": total, "unit": unit}}
+
+
 def _texts(docs: pa.Table, with_output: bool) -> list[str]:
     inst = docs.column("instruction").to_pylist()
     inp = docs.column("input").to_pylist()
     out = docs.column("output").to_pylist() if with_output else [None] * len(inst)
     return ["\n\n".join(part for part in (a, b, c) if part) for a, b, c in zip(inst, inp, out, strict=True)]
+
+
+def _embed(
+    docs: pa.Table, config: SelectionConfig, embedder: str, cache_dir: Path
+) -> tuple[np.ndarray, dict]:
+    """Embeddings of the instructions (instruction + input), through the cache in `cache_dir`."""
+    from sift.selection.kernels.embed import embed_cached
+
+    phase(f"embedding {docs.num_rows} instructions")
+    return embed_cached(
+        _texts(docs, with_output=False), embedder, max_tokens=config.max_tokens, batch_size=config.embed_batch,
+        cache_dir=cache_dir,
+    )  # fmt: skip
+
+
+def _lookup_embeddings(path: str, ids: list[str]) -> tuple[np.ndarray, dict]:
+    """The rows of an embeddings table (`id`, `vector`, as `embed_instructions` writes it) for `ids`, in order."""
+    from sift.pipelines.core.lake import read_table
+
+    try:
+        table = read_table(path)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"embeddings {path}: cannot be read ({exc})") from exc
+    if "id" not in table.column_names or "vector" not in table.column_names:
+        raise InputError(f"embeddings {path}: no `id` and `vector` columns (a table of id, vector)")
+    index: dict[str, int] = {}
+    for i, id_ in enumerate(pc.cast(table.column("id"), pa.string()).to_pylist()):
+        if id_ in index:
+            raise InputError(f"embeddings {path}: id {id_!r} appears twice")
+        index[id_] = i
+    absent = [i for i in ids if i not in index]
+    if absent:
+        raise InputError(
+            f"embeddings {path}: no vector for {len(absent)} instructions (first: {absent[0]!r})"
+        )
+    vectors = table.column("vector").combine_chunks()
+    dim = len(vectors[0]) if len(vectors) else 0
+    matrix = np.asarray(vectors.flatten(), dtype=np.float32).reshape(-1, dim)
+    rows = np.asarray([index[i] for i in ids], dtype=np.int64)
+    return matrix[rows], {"embeddings": path, "reused": len(ids), "embedded": 0}
+
+
+def _score(
+    docs: pa.Table, config: SelectionConfig, rejected: _Rejected, timings: dict[str, float], *,
+    scores: str | None, original: str | None, pruned: str | None,
+) -> tuple[pa.Table, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Step 2: the pool with a degradation score, its JSD and token lengths (None when SCORES has none)."""
+    if scores is not None:
+        return _scores_table(scores, docs, rejected)
+    assert original is not None and pruned is not None
+    phase("scoring the model pair")
+    t = time.perf_counter()
+    scored = _model_scores(original, pruned, docs, config, rejected)
+    timings["score"] = time.perf_counter() - t
+    return scored
+
+
+def read_instructions(uri: str) -> tuple[pa.Table, pa.Table]:
+    """The usable instructions at `uri` (`id`, `instruction`, `input`, `output` and any other column) and the
+    records rejected on the way (`id`, `reason`, `cluster`, `file`, `row`)."""
+    rejected = _Rejected()
+    phase(f"reading {uri}")
+    return _read(uri, rejected), rejected.table()
+
+
+def embeddings_table(ids: pa.Array | pa.ChunkedArray, vectors: np.ndarray) -> pa.Table:
+    """The embeddings table: `id` and `vector` (fixed-size list of float32), one row per instruction."""
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+    return pa.table({"id": pc.cast(ids, pa.string()), "vector": pa.FixedSizeListArray.from_arrays(flat, dim)})
+
+
+def embed_instructions(
+    docs: pa.Table, config: SelectionConfig, cache_dir: str | os.PathLike[str]
+) -> tuple[pa.Table, dict[str, Any]]:
+    """PASER step 1's input for `docs` (from `read_instructions`): the embeddings table (`embeddings_table`) by
+    the configured embedder, through the cache in `cache_dir`, and what was reused and computed."""
+    from sift.selection.kernels.embed import default_embedder
+
+    vectors, info = _embed(docs, config, config.embedder or default_embedder(), Path(cache_dir))
+    return embeddings_table(docs.column("id"), vectors), info
+
+
+def score_instructions(
+    docs: pa.Table, config: SelectionConfig, *, scores: str | None = None, original: str | None = None,
+    pruned: str | None = None,
+) -> tuple[pa.Table, pa.Table]:  # fmt: skip
+    """PASER step 2 for `docs` (from `read_instructions`): a SCORES table (`id`, `jsd`, `tokens`) from a SCORES
+    table or a model pair, and the records that got no score (`id`, `reason`). Token lengths a SCORES table lacks
+    come from the embedder's tokenizer, as `run` counts them."""
+    from sift.selection.kernels.embed import default_embedder, token_lengths
+
+    if (scores is None) == (original is None or pruned is None):
+        raise InputError("give degradation scores one way: --scores, or --original and --pruned")
+    rejected = _Rejected()
+    docs, jsd, tokens = _score(docs, config, rejected, {}, scores=scores, original=original, pruned=pruned)
+    if tokens is None:
+        tokens = token_lengths(config.embedder or default_embedder(), _texts(docs, with_output=True))
+    table = pa.table({
+        "id": docs.column("id"), "jsd": pa.array(jsd, pa.float64()), "tokens": pa.array(tokens, pa.int64()),
+    })  # fmt: skip
+    return table, rejected.table()
 
 
 def run(
@@ -210,9 +325,11 @@ def run(
     scores: str | None = None,
     original: str | None = None,
     pruned: str | None = None,
+    embeddings: str | None = None,
 ) -> dict[str, Any]:
     """Select recovery data from the instructions at `inputs`; write selected.parquet, clusters.parquet,
-    rejected.parquet, stats.json and report.md into `output`; return the stats."""
+    rejected.parquet, stats.json and report.md into `output`; return the stats. `embeddings`: a table `id`,
+    `vector` (from `embed_instructions`) with a vector for every usable instruction, used instead of embedding."""
     config = config or SelectionConfig()
     engine = engine or PolarsEngine()
     if not isinstance(engine, PolarsEngine):
@@ -230,13 +347,14 @@ def run(
         remove_tmp_files(out)
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
-        return _run(uri, config, out, scores, original, pruned)
+        return _run(uri, config, out, scores, original, pruned, embeddings)
 
 
 def _run(
-    uri: str, config: SelectionConfig, out: Path, scores: str | None, original: str | None, pruned: str | None
-) -> dict[str, Any]:
-    from sift.selection.kernels.embed import default_embedder, embed_cached, token_lengths
+    uri: str, config: SelectionConfig, out: Path, scores: str | None, original: str | None, pruned: str | None,
+    embeddings: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    from sift.selection.kernels.embed import default_embedder, token_lengths
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -248,14 +366,9 @@ def _run(
     jsd: np.ndarray | None = None
     tokens: np.ndarray | None = None
     if config.strategy == "paser":
-        if scores is not None:
-            docs, jsd, tokens = _scores_table(scores, docs, rejected)
-        else:
-            assert original is not None and pruned is not None
-            phase("scoring the model pair")
-            t = time.perf_counter()
-            docs, jsd, tokens = _model_scores(original, pruned, docs, config, rejected)
-            timings["score"] = time.perf_counter() - t
+        docs, jsd, tokens = _score(
+            docs, config, rejected, timings, scores=scores, original=original, pruned=pruned
+        )
     pool = docs.num_rows
     if pool == 0:
         raise InputError(
@@ -286,12 +399,11 @@ def _run(
         from sift.selection.kernels.concepts import ConceptGraph
 
         assert jsd is not None
-        phase(f"embedding {n} instructions")
         t = time.perf_counter()
-        vectors, embed_info = embed_cached(
-            _texts(docs, with_output=False), embedder, max_tokens=config.max_tokens,
-            batch_size=config.embed_batch, cache_dir=work.root,
-        )  # fmt: skip
+        if embeddings is not None:
+            vectors, embed_info = _lookup_embeddings(embeddings, docs.column("id").to_pylist())
+        else:
+            vectors, embed_info = _embed(docs, config, embedder, work.root)
         timings["embed"] = time.perf_counter() - t
         phase("clustering (S2RIC)")
         t = time.perf_counter()

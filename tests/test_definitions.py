@@ -17,7 +17,7 @@ def test_definitions_load_and_every_job_resolves() -> None:
     named = {job.name for job in repo.get_all_jobs() if not job.name.startswith("__")}
     assert named == {"ingest_job", "curate_job"}
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
-    assert {"raw_documents", "deduplicated_documents", "deletion_plan"} <= keys
+    assert {"raw_documents", "deduplicated_documents", "deletion_plan", "recovery_set"} <= keys
 
     def job_assets(name: str) -> set[str]:
         return {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}

@@ -111,6 +111,15 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
+def _progress(done: int, total: int, t0: float) -> None:
+    """A progress record after each chunk (its `extra` makes a bar of it: sift.pipelines.progress)."""
+    rate = done / max(time.perf_counter() - t0, 1e-9)
+    PROGRESS.info(
+        "select: embedded %d/%d instructions (%.1f instructions/s)", done, total, rate,
+        extra={"sift_progress": {"task": "embedding", "done": done, "total": total, "unit": "instructions"}},
+    )  # fmt: skip
+
+
 def embed_cached(
     texts: Sequence[str], path: str, *, max_tokens: int, batch_size: int, cache_dir: Path
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -138,18 +147,11 @@ def embed_cached(
         todo = [texts[i] for i in missing.values()]
         t0 = time.perf_counter()
         parts = []
-        last = t0
+        _progress(0, len(todo), t0)
         for start in range(0, len(todo), batch_size * 16):
             chunk = todo[start : start + batch_size * 16]
             parts.append(embed_texts(model, chunk, batch_size))
-            now = time.perf_counter()
-            done = start + len(chunk)
-            if now - last > 5 or done == len(todo):
-                PROGRESS.info(
-                    "select: embedded %d/%d instructions (%.1f instructions/s)", done, len(todo),
-                    done / max(now - t0, 1e-9),
-                )  # fmt: skip
-                last = now
+            _progress(start + len(chunk), len(todo), t0)
         fresh = np.concatenate(parts).astype(np.float32)
         seconds = time.perf_counter() - t0
     dim = fresh.shape[1] if fresh.size else (cached.schema.field("vector").type.list_size if cached else 0)
