@@ -64,6 +64,14 @@ def _read(path: Path) -> pa.Table:
     return pq.read_table(path)
 
 
+def _rows(table: pa.Table) -> list[dict]:
+    """The rows of a table, NaN written as "nan" (NaN != NaN would fail any comparison)."""
+    return [
+        {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in table.to_pylist()
+    ]
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory, spark) -> dict:
     """The instructions (with bad records), their SCORES, and one run of each engine."""
@@ -167,7 +175,23 @@ def test_baselines_match_the_polars_engine(data: dict, spark, tmp_path: Path) ->
         selection.run(str(data["inst"]), cfg, tmp_path / f"s-{strategy}", SparkEngine(spark))
         for name in ("selected.parquet", "clusters.parquet", "rejected.parquet"):
             p, s = _read(tmp_path / f"p-{strategy}" / name), _read(tmp_path / f"s-{strategy}" / name)
-            assert s.to_pylist() == p.to_pylist(), (strategy, name)
+            assert _rows(s) == _rows(p), (strategy, name)
+
+
+def test_bad_input_is_one_clear_line_on_spark(data: dict, spark, tmp_path: Path) -> None:
+    from sift.pipelines.core.errors import InputError
+
+    engine = SparkEngine(spark)
+    prompts = _write_jsonl([{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}], tmp_path / "p.jsonl")
+    with pytest.raises(InputError, match="instruction column is missing"):
+        selection.run(str(prompts), CONFIG, tmp_path / "a", engine, scores=str(data["scores"]))
+    with pytest.raises(InputError, match="larger than the pool"):
+        selection.run(str(data["inst"]), SelectionConfig(budget=10_000), tmp_path / "b", engine,
+                      scores=str(data["scores"]))  # fmt: skip
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(InputError, match="--embedder .*not-a-model"):
+        selection.run(str(data["inst"]), SelectionConfig(embedder=str(tmp_path / "not-a-model")), tmp_path / "c",
+                      engine, scores=str(data["scores"]))  # fmt: skip
 
 
 @pytest.mark.slow
@@ -190,3 +214,19 @@ def test_model_pair_scored_on_the_executors(data: dict, spark, tmp_path: Path) -
     jsd = s.column("jsd").to_pylist()
     assert all(j > 0 for j in jsd)
     assert jsd == pytest.approx(p.column("jsd").to_pylist(), rel=1e-4)
+
+
+@pytest.mark.spark_cluster
+@pytest.mark.slow
+def test_cli_through_spark_connect_matches_polars(
+    data: dict, spark_connect: str, sift_cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "connect"
+    proc = sift_cli("select", str(data["inst"]), "--output", str(out), "--budget", "0.25", "--clusters", "4",
+                    "--scores", str(data["scores"]), "--spark-master", spark_connect)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    polars = data["root"] / "polars"
+    for name in ("selected.parquet", "rejected.parquet"):
+        assert _read(out / name).to_pylist() == _read(polars / name).to_pylist(), name
+    exact = ["id", "cluster", "rank", "status"]
+    assert _read(out / "clusters.parquet").select(exact) == _read(polars / "clusters.parquet").select(exact)

@@ -198,6 +198,9 @@ class _Work:
     def __init__(self, spark: SparkSession, work: WorkDir, key: str) -> None:
         self.spark, self.work, self.root = spark, work, work.root / "spark" / key
 
+    def done(self, name: str) -> bool:
+        return self.work.done(self.root / name)
+
     def persist(self, name: str, build: Callable[[], DataFrame]) -> DataFrame:
         path = self.root / name
         if not self.work.done(path):
@@ -313,8 +316,10 @@ def run(
         assert original is not None and pruned is not None
         from sift.selection.kernels.degradation import load_causal_lm, score_pairs
 
-        # the pair is checked on the driver first (not a causal LM, different vocabularies: one clear line)
-        score_pairs(load_causal_lm(original, "--original"), load_causal_lm(pruned, "--pruned"), [], [])
+        if not tables.done("scored"):
+            # the pair is checked on the driver first (not a causal LM, different vocabularies: one clear line,
+            # not an executor's traceback); scoring no sample only runs these checks
+            score_pairs(load_causal_lm(original, "--original"), load_causal_lm(pruned, "--pruned"), [], [])
         no_response = F.col("output").isNull() | F.col("output").rlike(_BLANK)
         early.append(
             cand.filter(no_response).select(
@@ -336,6 +341,7 @@ def run(
             ),
         )
         timings["score"] = time.perf_counter() - t
+        _rate("scored", "samples", scored.count(), timings["score"])
         early.append(
             scored.filter(F.isnan("jsd")).select(
                 "_row",
@@ -358,6 +364,14 @@ def run(
 
     api.phase(f"embedding, counting tokens and extracting concepts of {pool} instructions (executors)")
     t = time.perf_counter()
+    if not tables.done("features"):
+        from sift.selection.kernels.embed import load_embedder, token_lengths
+
+        # the embedder's folder is checked on the driver first (one clear line, not an executor's traceback)
+        if need_tokens:
+            token_lengths(embedder, [])
+        if config.strategy == "paser":
+            load_embedder(embedder, config.max_tokens)
     featurer = _featurer(embedder, config, need_tokens)
     parts = _tasks(spark, pool)
     features = tables.persist(
@@ -373,6 +387,7 @@ def run(
     # concepts (a bounded list each), in `_row` order, for the clustering and the filter on the driver.
     got_rows = features.orderBy("_row").toArrow()
     timings["features"] = time.perf_counter() - t
+    _rate("embedded", "instructions", pool, timings["features"])
     rows = got_rows.column("_row").to_numpy()
     tokens = got_rows.column("tokens").to_numpy().astype(np.int64)
     jsd_all = got_rows.column("jsd").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -477,6 +492,11 @@ def run(
     degradation = "scores" if scores else ("model pair" if original else None)
     return api.finish(config, out, counts, by_reason, embedder, d.embed_info, d.cluster_stats, degradation,
                       decisions, timings, t0)  # fmt: skip
+
+
+def _rate(done: str, what: str, n: int, seconds: float) -> None:
+    """A progress line of a phase the executors ran (the terminal shows the rate)."""
+    api.PROGRESS.info("select: %s %d/%d %s (%.1f %s/s)", done, n, n, what, n / max(seconds, 1e-9), what)
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:
