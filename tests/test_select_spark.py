@@ -150,6 +150,7 @@ def test_clusters_recover_the_capability_groups(data: dict) -> None:
     assert ari > 0.8
 
 
+@pytest.mark.slow
 def test_rerun_gives_the_same_bytes_and_reuses_the_work_tables(data: dict, spark, tmp_path: Path) -> None:
     root = data["root"]
     again = tmp_path / "again"

@@ -3,10 +3,11 @@ the driver with the Polars path's code.
 
 - input: the executors read the instructions (`sift.pipelines.core.lake.spark.read_documents_spark`, text field
   `instruction`); quarantined records and empty instructions (a Spark filter) become rejected rows;
-- PASER step 2, degradation: a SCORES table is checked on the driver (`api.read_scores`, the same one-line errors)
-  and joined to the documents on the executors, where `api.score_reason` rejects ids without a usable score; or the
-  executors score the original/pruned model pair (kernels/degradation.py `score_pairs` in `mapInArrow`, both models
-  loaded once per Python worker);
+- PASER step 2, degradation: a SCORES table (id, jsd, optional tokens) is read and checked on the driver
+  (`api.read_scores`, the same one-line errors as the Polars path), handed to the executors and joined to the
+  documents there, where `api.score_reason` rejects ids without a usable score; or the executors score the
+  original/pruned model pair (kernels/degradation.py `score_pairs` in `mapInArrow`, both models loaded once per
+  Python worker; the driver loads the pair once first, only to check it);
 - PASER step 1's input and step 5's concepts: in `mapInArrow` the executors embed each pool instruction
   (kernels/embed.py, the model loaded once per Python worker), count its tokens and extract its key concepts
   (kernels/concepts.py), so the driver never collects instruction text;
