@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("sentence_transformers")
+pytestmark = pytest.mark.spark
 
 from sift import selection  # noqa: E402
 from sift.pipelines.core.stage import SparkEngine  # noqa: E402

@@ -198,6 +198,12 @@ class _Work:
 
     def __init__(self, spark: SparkSession, work: WorkDir, key: str) -> None:
         self.spark, self.work, self.root = spark, work, work.root / "spark" / key
+        if self.root.parent.is_dir():  # the tables of other inputs or settings are not reused: drop them
+            for other in self.root.parent.iterdir():
+                if other.name != key and other.is_dir():
+                    shutil.rmtree(other)
+                elif other.name != key:
+                    other.unlink()
 
     def done(self, name: str) -> bool:
         return self.work.done(self.root / name)
