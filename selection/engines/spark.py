@@ -390,8 +390,9 @@ def run(
             .mapInArrow(featurer, _spark_schema(FEATURES))
         ),
     )
-    # The one per-row collect of this stage: the pool's embedding matrix (float32) with its JSD, token length and
-    # concepts (a bounded list each), in `_row` order, for the clustering and the filter on the driver.
+    # The one per-row collect of this stage: the pool's embedding matrix (float32: all-MiniLM-L6-v2's 384 values are
+    # 1.5 KiB a row, so millions of rows fit in the driver's memory) with its JSD, token length and concepts (at
+    # most `max_concepts` each side), in `_row` order, for the clustering and the filter on the driver.
     got_rows = features.orderBy("_row").toArrow()
     timings["features"] = time.perf_counter() - t
     _rate("embedded", "instructions", pool, timings["features"])
