@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt
+from sift.pipelines.cli_options import ConfigOpt, EngineOpt, MasterOpt, OutputOpt, SparkConfOpt
 
 console = Console(stderr=True)
 out = Console()
@@ -60,6 +60,7 @@ def select(
     ] = None,
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
+    spark_conf: SparkConfOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Select the instructions that best recover a pruned model within a budget (PASER).
@@ -69,9 +70,8 @@ def select(
     cached in OUTPUT/_work and reused by the next run into the same folder.
     """
     from sift import selection
-    from sift.pipelines.cli_options import engine_name, stage_config
-    from sift.pipelines.core.errors import InputError, check_output_folder
-    from sift.pipelines.core.stage import engine_for
+    from sift.pipelines.cli_options import engine_name, stage_config, stage_engine
+    from sift.pipelines.core.errors import check_output_folder
     from sift.pipelines.progress import terminal_progress
     from sift.pipelines.stages import SelectionConfig
 
@@ -80,9 +80,7 @@ def select(
         raise typer.BadParameter(f"{strategy!r} is not one of paser, random, length", param_hint="--strategy")
     if (original is None) != (pruned is None):
         raise typer.BadParameter("give both --original and --pruned", param_hint="--original/--pruned")
-    name, master = engine_name(engine, spark_master)
-    if name != "polars":
-        raise InputError(f"sift select runs on the polars engine; its {name} plan is not built yet")
+    name, master = engine_name(engine, spark_master)  # --engine spark: executors embed, score and write
     cfg = stage_config(
         SelectionConfig,
         {
@@ -96,7 +94,13 @@ def select(
     )
     with terminal_progress(console):  # a line per phase, and embedding/scoring rates, on a terminal
         stats = selection.run(
-            input, cfg, output, engine_for(name, master), scores=scores, original=original, pruned=pruned
+            input,
+            cfg,
+            output,
+            stage_engine(name, master, spark_conf, config),
+            scores=scores,
+            original=original,
+            pruned=pruned,
         )
     info = stats.get("clusters") or {}
     if info:

@@ -11,9 +11,10 @@ what a cluster cannot fill. The random and length baselines take the budget with
 Every input record ends in exactly one place: selected.parquet, clusters.parquet with status `not_selected`
 (cluster and rank given), or rejected.parquet with its reason (unreadable record, empty instruction, no or bad
 score, empty response, concept conflict); stats.json counts them and report.md shows the cluster map and the
-budget per cluster. Runs on one machine (PolarsEngine); the clustering holds the embedding matrix in memory.
+budget per cluster. Runs on one machine (PolarsEngine) or on Spark (SparkEngine, engines/spark.py: the executors
+read, score, embed and write, and `decide` runs on the driver); the clustering holds the embedding matrix in memory.
 
-The steps that produce the inputs of the clustering also run alone, for the Dagster assets: `read_instructions`
+On one machine, the steps that produce the inputs of the clustering also run alone, for the Dagster assets: `read_instructions`
 (the usable instructions and the rejected records), `embed_instructions` (an embeddings table `id`, `vector`) and
 `score_instructions` (a SCORES table `id`, `jsd`, `tokens`); `run(..., embeddings=TABLE, scores=TABLE)` then
 selects from those tables instead of embedding and scoring again.
@@ -24,10 +25,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -37,10 +39,13 @@ from sift.pipelines.core.atomic import remove_tmp_files, write_json
 from sift.pipelines.core.errors import InputError
 from sift.pipelines.core.lake.write import write_table
 from sift.pipelines.core.locks import output_lock
-from sift.pipelines.core.stage import Engine, PolarsEngine, one_input
+from sift.pipelines.core.stage import Engine, PolarsEngine, SparkEngine, one_input
 from sift.pipelines.core.workdir import WorkDir
 from sift.selection.config import SelectionConfig, budget_count
 from sift.selection.kernels.budget import allocate, efficiency, rank_within
+
+if TYPE_CHECKING:
+    from sift.selection.kernels.concepts import ConceptGraph
 
 PROGRESS = logging.getLogger("sift.select")
 OUTPUTS = ("selected.parquet", "clusters.parquet", "rejected.parquet", "stats.json", "report.md",
@@ -100,10 +105,22 @@ def _read(uri: str, rejected: _Rejected) -> pa.Table:
     return docs.filter(pc.invert(empty))
 
 
-def _scores_table(
-    path: str, docs: pa.Table, rejected: _Rejected
-) -> tuple[pa.Table, np.ndarray, np.ndarray | None]:
-    """The pool with a valid SCORES row, its JSD and, when SCORES has them, its token lengths."""
+def score_reason(jsd: float | None) -> str | None:
+    """Why a sample's SCORES value (None: no row for its id) cannot be used; None when it can."""
+    if jsd is None:
+        return "no degradation score: id missing from SCORES"
+    if math.isnan(jsd):
+        return "degradation score is NaN"
+    if jsd < 0:
+        return f"degradation score is negative ({jsd:g})"
+    if not math.isfinite(jsd):
+        return "degradation score is infinite"
+    return None
+
+
+def read_scores(path: str) -> tuple[pa.Table, np.ndarray, np.ndarray | None, dict[str, int]]:
+    """The SCORES table at `path` checked (one clear line when it is not a table of unique ids and numeric jsd):
+    the table, its JSD, its token lengths when it has them, and the row of each id."""
     from sift.pipelines.core.lake import read_table
 
     try:
@@ -138,18 +155,22 @@ def _scores_table(
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"--scores {path}: `tokens` is not a whole number ({exc})") from exc
+    return table, jsd, tok, seen
+
+
+def _scores_table(
+    path: str, docs: pa.Table, rejected: _Rejected
+) -> tuple[pa.Table, np.ndarray, np.ndarray | None]:
+    """The pool with a valid SCORES row, its JSD and, when SCORES has them, its token lengths."""
+    _, jsd, tok, seen = read_scores(path)
     keep, scores, lengths = [], [], []
     for row, id_ in enumerate(docs.column("id").to_pylist()):
         at = seen.get(id_)
-        if at is None:
-            rejected.add(id_, "no degradation score: id missing from SCORES")
-        elif math.isnan(jsd[at]):
-            rejected.add(id_, "degradation score is NaN")
-        elif jsd[at] < 0:
-            rejected.add(id_, f"degradation score is negative ({jsd[at]:g})")
-        elif not math.isfinite(jsd[at]):
-            rejected.add(id_, "degradation score is infinite")
+        reason = score_reason(None if at is None else float(jsd[at]))
+        if reason is not None:
+            rejected.add(id_, reason)
         else:
+            assert at is not None
             keep.append(row)
             scores.append(jsd[at])
             if tok is not None:
@@ -332,8 +353,8 @@ def run(
     `vector` (from `embed_instructions`) with a vector for every usable instruction, used instead of embedding."""
     config = config or SelectionConfig()
     engine = engine or PolarsEngine()
-    if not isinstance(engine, PolarsEngine):
-        raise InputError(f"sift select runs on the polars engine; the {engine.name} plan is not built yet")
+    if not isinstance(engine, PolarsEngine | SparkEngine):
+        raise InputError(f"sift select runs on the polars or spark engine, not {engine.name}")
     uri = one_input(inputs, "select")
     if config.strategy == "paser":
         if scores is not None and (original or pruned):
@@ -346,7 +367,17 @@ def run(
     with output_lock(out):
         remove_tmp_files(out)
         for name in OUTPUTS:
+            if (out / name).is_dir():  # a folder of part files, as the Spark engine writes them
+                shutil.rmtree(out / name)
             (out / name).unlink(missing_ok=True)
+        if isinstance(engine, SparkEngine):
+            if embeddings is not None:
+                raise InputError(
+                    "an embeddings table is read on the polars engine; Spark embeds on its executors"
+                )
+            from sift.selection.engines import spark
+
+            return spark.run(engine.session, uri, config, out, scores, original, pruned)
         return _run(uri, config, out, scores, original, pruned, embeddings)
 
 
@@ -370,23 +401,112 @@ def _run(
             docs, config, rejected, timings, scores=scores, original=original, pruned=pruned
         )
     pool = docs.num_rows
-    if pool == 0:
-        raise InputError(
-            f"{uri}: no usable instruction left ({len(rejected.rows)} rejected, see the reasons)"
-        )
-    want = budget_count(config.budget, pool)
-    if want > pool:
-        raise InputError(
-            f"budget {config.budget:g} is larger than the pool of {pool} usable instructions"
-            f" ({len(rejected.rows)} of {rows_in} rejected)"
-        )
+    want = budget_in_pool(uri, config, pool, len(rejected.rows), rows_in)
     if tokens is None:
         t = time.perf_counter()
         tokens = token_lengths(embedder, _texts(docs, with_output=True))
         timings["tokens"] = time.perf_counter() - t
 
     work = WorkDir(out, {"stage": "select", "format": 1})
+    texts: list[list[str | None]] = []
+
+    def embed() -> tuple[np.ndarray, dict[str, Any]]:
+        if embeddings is not None:
+            return _lookup_embeddings(embeddings, docs.column("id").to_pylist())
+        return _embed(docs, config, embedder, work.root)
+
+    def check(graph: ConceptGraph, row: int) -> str | None:
+        if not texts:
+            texts.extend(docs.column(c).to_pylist() for c in ("instruction", "input", "output"))
+        inst, inp, resp = texts
+        return graph.check(f"{inst[row]}\n{inp[row] or ''}", resp[row] or "")
+
+    labels, coords, eff, rank, status, reasons, selection_order, cluster_stats, embed_info = decide(
+        config, want, jsd, tokens, embed, check, timings
+    )
+    ids = docs.column("id").to_pylist()
+    for row in sorted(reasons):
+        rejected.add(ids[row], reasons[row], cluster=int(labels[row]) if labels[row] >= 0 else None)
+    cluster_col = pa.array(np.where(labels >= 0, labels, 0), pa.int64(), mask=labels < 0)
     n = pool
+    extra = {
+        "cluster": cluster_col,
+        "rank": pa.array(rank, pa.int64()),
+        "jsd": pa.array(jsd if jsd is not None else np.full(n, np.nan), pa.float64()),
+        "tokens": pa.array(tokens, pa.int64()),
+        "efficiency": pa.array(eff, pa.float64()),
+    }
+    full = docs
+    for name, col in extra.items():
+        if name in full.column_names:
+            full = full.drop_columns([name])
+        full = full.append_column(name, col)
+    selected = full.take(pa.array(selection_order, pa.int64()))
+    clusters = pa.table(
+        {"id": docs.column("id"), **extra, "status": pa.array(list(status), pa.string()),
+         "x": pa.array(coords[:, 0], pa.float64()), "y": pa.array(coords[:, 1], pa.float64())}
+    )  # fmt: skip
+    rejected_table = rejected.table()
+    phase(f"writing {out}")
+    write_table(selected, out / "selected.parquet")
+    write_table(clusters, out / "clusters.parquet")
+    write_table(rejected_table, out / "rejected.parquet")
+    by_reason: dict[str, int] = {}
+    for r in rejected.rows:
+        kind = reason_kind(r["reason"])
+        by_reason[kind] = by_reason.get(kind, 0) + 1
+    counts = {"rows_in": rows_in, "pool": pool, "budget": want, "selected": int(selected.num_rows),
+              "not_selected": int(np.sum(status == "not_selected")), "rejected": rejected_table.num_rows}  # fmt: skip
+    degradation = "scores" if scores else ("model pair" if original else None)
+    return finish(config, out, counts, by_reason, embedder, embed_info, cluster_stats, degradation, clusters,
+                  timings, t0)  # fmt: skip
+
+
+def budget_in_pool(uri: str, config: SelectionConfig, pool: int, rejected: int, rows_in: int) -> int:
+    """The number of samples the budget asks for; one clear line when the pool is empty or too small."""
+    if pool == 0:
+        raise InputError(f"{uri}: no usable instruction left ({rejected} rejected, see the reasons)")
+    want = budget_count(config.budget, pool)
+    if want > pool:
+        raise InputError(
+            f"budget {config.budget:g} is larger than the pool of {pool} usable instructions"
+            f" ({rejected} of {rows_in} rejected)"
+        )
+    return want
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a rejection reason stats.json counts (its text before a colon or a parenthesis)."""
+    return reason.split(":")[0].split(" (")[0]
+
+
+class Decisions(NamedTuple):
+    """Per pool row (in pool order): cluster (-1: none), 2-D map coordinates, efficiency, rank, status and the
+    conflict reasons by row; the rows selected in selection order; the clustering's and embedding's stats."""
+
+    labels: np.ndarray
+    coords: np.ndarray
+    eff: np.ndarray
+    rank: np.ndarray
+    status: np.ndarray
+    reasons: dict[int, str]
+    selection_order: np.ndarray
+    cluster_stats: dict[str, Any]
+    embed_info: dict[str, Any]
+
+
+def decide(
+    config: SelectionConfig,
+    want: int,
+    jsd: np.ndarray | None,
+    tokens: np.ndarray,
+    embed: Callable[[], tuple[np.ndarray, dict[str, Any]]],
+    check: Callable[[ConceptGraph, int], str | None],
+    timings: dict[str, float],
+) -> Decisions:
+    """PASER steps 1 and 3-5 (or a baseline) on the pool, the same on both engines: `embed()` gives the pool's
+    embedding matrix, `check(graph, row)` runs the concept filter on a pool row (adding its links when it passes)."""
+    n = len(tokens)
     labels = np.full(n, -1, dtype=np.int64)
     coords = np.full((n, 2), np.nan)
     eff = np.full(n, np.nan)
@@ -400,10 +520,7 @@ def _run(
 
         assert jsd is not None
         t = time.perf_counter()
-        if embeddings is not None:
-            vectors, embed_info = _lookup_embeddings(embeddings, docs.column("id").to_pylist())
-        else:
-            vectors, embed_info = _embed(docs, config, embedder, work.root)
+        vectors, embed_info = embed()
         timings["embed"] = time.perf_counter() - t
         phase("clustering (S2RIC)")
         t = time.perf_counter()
@@ -425,20 +542,13 @@ def _run(
         pointer = np.zeros(k, dtype=np.int64)
         taken = np.zeros(k, dtype=np.int64)
         graph = ConceptGraph(max_concepts=config.max_concepts)
-        inst = docs.column("instruction").to_pylist()
-        inp = docs.column("input").to_pylist()
-        resp = docs.column("output").to_pylist()
         picked: list[int] = []
         while True:
             for c in range(k):
                 while taken[c] < alloc[c] and pointer[c] < sizes[c]:
                     row = int(members[c][pointer[c]])
                     pointer[c] += 1
-                    reason = (
-                        graph.check(f"{inst[row]}\n{inp[row] or ''}", resp[row] or "")
-                        if config.conflict_filter
-                        else None
-                    )
+                    reason = check(graph, row) if config.conflict_filter else None
                     if reason is None:
                         taken[c] += 1
                         status[row] = "selected"
@@ -482,55 +592,37 @@ def _run(
         selection_order = order[:want]
         status[selection_order] = "selected"
 
-    ids = docs.column("id").to_pylist()
-    for row in sorted(reasons):
-        rejected.add(ids[row], reasons[row], cluster=int(labels[row]) if labels[row] >= 0 else None)
-    cluster_col = pa.array(np.where(labels >= 0, labels, 0), pa.int64(), mask=labels < 0)
-    extra = {
-        "cluster": cluster_col,
-        "rank": pa.array(rank, pa.int64()),
-        "jsd": pa.array(jsd if jsd is not None else np.full(n, np.nan), pa.float64()),
-        "tokens": pa.array(tokens, pa.int64()),
-        "efficiency": pa.array(eff, pa.float64()),
-    }
-    full = docs
-    for name, col in extra.items():
-        if name in full.column_names:
-            full = full.drop_columns([name])
-        full = full.append_column(name, col)
-    selected = full.take(pa.array(selection_order, pa.int64()))
-    clusters = pa.table(
-        {"id": docs.column("id"), **extra, "status": pa.array(list(status), pa.string()),
-         "x": pa.array(coords[:, 0], pa.float64()), "y": pa.array(coords[:, 1], pa.float64())}
-    )  # fmt: skip
-    rejected_table = rejected.table()
-    phase(f"writing {out}")
-    write_table(selected, out / "selected.parquet")
-    write_table(clusters, out / "clusters.parquet")
-    write_table(rejected_table, out / "rejected.parquet")
-    not_selected = int(np.sum(status == "not_selected"))
-    by_reason: dict[str, int] = {}
-    for r in rejected.rows:
-        kind = r["reason"].split(":")[0].split(" (")[0]
-        by_reason[kind] = by_reason.get(kind, 0) + 1
+    return Decisions(labels, coords, eff, rank, status, reasons, selection_order, cluster_stats, embed_info)
+
+
+def finish(
+    config: SelectionConfig,
+    out: Path,
+    counts: dict[str, int],
+    by_reason: dict[str, int],
+    embedder: str,
+    embed_info: dict[str, Any],
+    cluster_stats: dict[str, Any],
+    degradation: str | None,
+    clusters: pa.Table,
+    timings: dict[str, float],
+    t0: float,
+) -> dict[str, Any]:
+    """stats.json and the report (the same on both engines); returns the stats. `counts`: rows_in, pool, budget,
+    selected, not_selected, rejected; `clusters`: the pool's `cluster`, `status`, `x`, `y` for the map."""
     timings["total"] = time.perf_counter() - t0
     stats: dict[str, Any] = {
         "strategy": config.strategy,
-        "rows_in": rows_in,
-        "pool": pool,
-        "budget": want,
-        "selected": int(selected.num_rows),
-        "not_selected": not_selected,
-        "rejected": rejected_table.num_rows,
+        **counts,
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "seed": config.seed,
         "embedder": embedder if config.strategy == "paser" else None,
         "embeddings": embed_info,
         "clusters": cluster_stats,
-        "degradation": "scores" if scores else ("model pair" if original else None),
+        "degradation": degradation,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
-    assert stats["selected"] + not_selected + stats["rejected"] == rows_in
+    assert stats["selected"] + stats["not_selected"] + stats["rejected"] == stats["rows_in"]
     from sift.selection.report import write_report
 
     write_report(stats, clusters, out)

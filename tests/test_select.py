@@ -227,7 +227,6 @@ def test_library_errors_are_input_errors(data: dict, tmp_path: Path) -> None:
         ("no-instruction-column", "instruction column is missing"),
         ("budget", "larger than the pool"),
         ("no-scores", "needs degradation scores"),
-        ("spark", "runs on the polars engine"),
         ("strategy", "is not one of paser, random, length"),
     ],
 )
@@ -244,8 +243,6 @@ def test_cli_bad_input_is_one_line_and_exit_2(
         args = ["--budget", "100000", "--scores", str(data["scores"])]
     elif case == "no-scores":
         args = ["--budget", "0.2"]
-    elif case == "spark":
-        args += ["--engine", "spark"]
     else:
         args += ["--strategy", "best"]
     proc = sift_cli("select", inst, "--output", str(tmp_path / "out"), *args)
