@@ -290,7 +290,7 @@ def _run(
         t = time.perf_counter()
         vectors, embed_info = embed_cached(
             _texts(docs, with_output=False), embedder, max_tokens=config.max_tokens,
-            batch_size=config.embed_batch, cache_dir=work.root,
+            batch_size=config.embed_batch, cache_dir=work.root, backend=config.embed_backend,
         )  # fmt: skip
         timings["embed"] = time.perf_counter() - t
         phase("clustering (S2RIC)")
