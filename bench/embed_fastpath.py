@@ -8,7 +8,7 @@ length bucketing on and off, each as a ratio to torch measured in the same round
 the machine being shared; medians over `--rounds`), the mean and lowest cosine of each vector with torch's, and the
 adjusted Rand index of S2RIC clustering (k=4 and k=auto) against the known groups.
 
-    .venv/bin/python bench/embed_fastpath.py [--per-group 250] [--rounds 3] [--timing-texts 256]
+    .venv/bin/python bench/embed_fastpath.py [--per-group 100] [--rounds 3] [--timing-texts 256]
         [--backends torch,onnx,...] [--max-tokens 256] [--batch 64] [--fresh] [--json PATH]
 """
 
@@ -29,7 +29,9 @@ def main() -> None:
     from sift.selection.kernels.embed import BACKENDS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-group", type=int, default=250)
+    parser.add_argument(
+        "--per-group", type=int, default=100, help="instructions per group (107 code ones here)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (backends interleaved), medians")
     parser.add_argument(
         "--timing-texts", type=int, default=256, help="texts per timing round (a seeded sample)"

@@ -48,7 +48,7 @@ Backend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8", "mo
 BACKENDS: tuple[str, ...] = get_args(Backend)
 # The backend `sift select` uses unless told otherwise: the fastest one in bench/README.md ("PASER embedders") whose
 # clusters of the known groups are as good as torch's.
-DEFAULT_BACKEND: Backend = "onnx-int8"
+DEFAULT_BACKEND: Backend = "openvino"
 # Backends that run on the CPU only here (onnxruntime's CPU build; OpenVINO's CPU plugin): on a GPU, torch runs instead.
 _CPU_ONLY = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
