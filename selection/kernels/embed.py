@@ -133,6 +133,7 @@ def _cached_build(path: str, backend: str, build: Callable[[Path], None]) -> Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
     try:
         build(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the export is no secret
         try:
             os.rename(tmp, target)
         except OSError:
