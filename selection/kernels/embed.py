@@ -199,8 +199,8 @@ def _export_onnx_int8(path: str) -> Path:
     def build(folder: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        # Matrix products only, per-channel weights: quantising the embedding lookups as well, or per-tensor, costs
-        # the vectors far more of their agreement with the full model's (see bench/embed_fastpath.py).
+        # Matrix products only (the embedding lookups stay float), with per-channel weight scales: the int8
+        # vectors' cosine with torch's is in bench/README.md (PASER embedders).
         source = _export_onnx(path) / "model.onnx"
         logging.disable(logging.WARNING)  # the quantiser logs a line per tensor it leaves alone
         try:
