@@ -58,6 +58,13 @@ def select(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of clustering and the random baseline.")
     ] = None,
+    embed_backend: Annotated[
+        str | None,
+        typer.Option(
+            "--embed-backend",
+            help="How the embedder runs: openvino (default), torch, onnx, onnx-int8, openvino-int8, model2vec.",
+        ),
+    ] = None,
     engine: EngineOpt = None,
     spark_master: MasterOpt = None,
     spark_conf: SparkConfOpt = None,
@@ -89,6 +96,7 @@ def select(
             "embedder": embedder,
             "strategy": strategy,
             "seed": seed,
+            "embed_backend": embed_backend,
         },
         file=config,
     )
