@@ -17,7 +17,7 @@ of each capability group and overall: before pruning, after pruning and after ea
 - Evaluation: perplexity of the held-out responses given their prompts, per group and overall (token-weighted).
 
     PYTHONPATH=... .venv/bin/python bench/select_recovery.py [--per-group 100] [--eval-per-group 20]
-        [--budgets 0.1,0.2] [--seeds 0,1,2] [--train-steps 600] [--epochs 3] [--work DIR]
+        [--budgets 0.1,0.2] [--seeds 0,1,2] [--train-steps 400] [--epochs 3] [--work DIR]
 
 Prints the settings, the wall time, a markdown table (mean over seeds, with the spread) and writes results.json.
 """
@@ -38,6 +38,11 @@ from typing import Any
 import numpy as np
 
 STRATEGIES = ("paser", "random", "length")
+
+
+def say(line: str = "") -> None:
+    """Print a line at once (progress shows while the run goes on, also into a file)."""
+    print(line, flush=True)
 
 
 def load_mix(
@@ -105,22 +110,29 @@ def fit(
     pad: int,
     response_only: bool,
     masks: Sequence[tuple[Any, Any]] = (),
+    label: str = "",
 ) -> float:
-    """Train `model` `steps` steps of AdamW (learning rate decaying linearly to 0) on `items`, in seeded shuffled
-    epochs; re-apply `masks` after every step. Returns the mean loss of the last tenth of the steps."""
+    """Train `model` `steps` steps of AdamW (learning rate decaying linearly to 0) on `items`, in seeded epochs of
+    batches of similar length; re-apply `masks` after every step; print the loss every 100 steps when `label` is
+    given. Returns the mean loss of the last tenth of the steps."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / max(steps, 1)))
-    order: list[int] = []
+    lengths = np.array([len(ids) for ids, _ in items])
+    queue: list[np.ndarray] = []
     losses: list[float] = []
     model.train()
     for _ in range(steps):
-        while len(order) < batch_size:
-            order += rng.permutation(len(items)).tolist()
-        rows, order = order[:batch_size], order[batch_size:]
+        if not queue:
+            # an epoch: batches of similar length (little padding), in shuffled order
+            perm = rng.permutation(len(items))
+            perm = perm[np.argsort(lengths[perm], kind="stable")]
+            batches = [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+            queue = [batches[i] for i in rng.permutation(len(batches))]
+        rows = queue.pop()
         ids, mask, labels = _batch([items[i] for i in rows], pad, response_only)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
@@ -133,6 +145,8 @@ def fit(
                 for p, m in masks:
                     p.mul_(m)
         losses.append(loss.item())
+        if label and (len(losses) % 100 == 0 or len(losses) == steps):
+            say(f"{label}: step {len(losses)}/{steps}, loss {np.mean(losses[-100:]):.3f}")
     model.eval()
     tail = losses[-max(1, steps // 10) :]
     return float(np.mean(tail)) if tail else math.nan
@@ -193,12 +207,11 @@ def select(
     ):
         shutil.copytree(embed_cache, out / "_work")
     config = SelectionConfig(budget=budget, strategy=strategy, seed=seed, max_tokens=max_tokens)
-    pair = (
-        {"original": str(models / "original"), "pruned": str(models / "pruned")}
-        if strategy == "paser"
-        else {}
+    if strategy != "paser":
+        return api.run(str(pool_path), config, out)
+    return api.run(
+        str(pool_path), config, out, original=str(models / "original"), pruned=str(models / "pruned")
     )
-    return api.run(str(pool_path), config, out, **pair)
 
 
 def _fmt(values: Sequence[float]) -> str:
@@ -232,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--max-tokens", type=int, default=128, help="token cap of a sample (prompt + response)"
     )
-    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--train-steps", type=int, default=400)
     parser.add_argument("--train-lr", type=float, default=3e-3)
     parser.add_argument("--epochs", type=float, default=3, help="recovery epochs over each selected set")
     parser.add_argument("--recover-lr", type=float, default=1e-3)
@@ -263,13 +276,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     seeds = [int(s) for s in args.seeds.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="sift-recovery-"))
     work.mkdir(parents=True, exist_ok=True)
-    print("settings:", json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}))
+    say("settings: " + json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}))
 
     pool, held = load_mix(args.per_group, args.eval_per_group)
     groups = list(dict.fromkeys(r["group"] for r in pool))
     pool_path = work / "pool.jsonl"
     pool_path.write_text("".join(json.dumps(r) + "\n" for r in pool))
-    print(f"pool {len(pool)} instructions, held out {len(held)}, groups {', '.join(groups)}")
+    say(f"pool {len(pool)} instructions, held out {len(held)}, groups {', '.join(groups)}")
 
     # the original model: tokenizer and untrained GPT-2 from demo_models, trained here on whole samples
     texts = [f"{r['instruction']}\n\n{r['input']}\n\n{r['output']}" for r in pool]
@@ -284,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     t = time.perf_counter()
     train_loss = fit(
         model, pool_items, steps=args.train_steps, batch_size=args.batch, lr=args.train_lr, seed=0, pad=pad,
-        response_only=False,
+        response_only=False, label="training the original",
     )  # fmt: skip
     t_train = time.perf_counter() - t
     original = perplexity(model, held_items, held_groups, pad)
@@ -294,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name, m in (("original", model), ("pruned", pruned_model)):
         m.save_pretrained(models / name)
         tokenizer.save_pretrained(models / name)
-    print(f"trained {args.train_steps} steps in {t_train:.0f} s (final loss {train_loss:.3f}); "
+    say(f"trained {args.train_steps} steps in {t_train:.0f} s (final loss {train_loss:.3f}); "
           f"overall perplexity untrained {untrained['overall']:.1f}, original {original['overall']:.2f}, "
           f"pruned {pruned['overall']:.2f} (sparsity {sparsity(pruned_model):.2f})")  # fmt: skip
 
@@ -316,10 +329,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ]
     full_row: dict[str, Any] = {"name": "full pool recovery", "samples": len(pool), "runs": []}
     rows.append(full_row)
-    picked: dict[str, dict[str, dict[str, int]]] = {}
+    picked: dict[str, dict[str, int]] = {}
     clusters: dict[str, Any] = {}
     sparsities: list[float] = []
-    select_rows = {
+    select_rows: dict[tuple[float, str], dict[str, Any]] = {
         (b, s): {"name": f"{s} {b:g}", "samples": 0, "runs": []} for b in budgets for s in STRATEGIES
     }
     rows += list(select_rows.values())
@@ -330,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ppl, sp = recover([r["id"] for r in pool], seed)
         t_recover += time.perf_counter() - t
         full_row["runs"].append(ppl)
+        say(f"seed {seed} full pool: {len(pool)} samples, overall perplexity {ppl['overall']:.2f}")
         sparsities.append(sp)
         for b in budgets:
             for s in STRATEGIES:
@@ -355,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 select_rows[(b, s)]["runs"].append(ppl)
                 select_rows[(b, s)]["samples"] = len(ids)
                 sparsities.append(sp)
-                print(f"seed {seed} {s} {b:g}: {len(ids)} samples, overall perplexity {ppl['overall']:.2f}")
+                say(f"seed {seed} {s} {b:g}: {len(ids)} samples, overall perplexity {ppl['overall']:.2f}")
     wall = time.perf_counter() - t_start
     results = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -371,21 +385,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "select": round(t_select, 1),
             "recover": round(t_recover, 1),
             "wall": round(wall, 1),
-        },  # fmt: skip
+        },
     }
     (work / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    print()
-    print(table(results))
-    print()
-    print("selected per group (first seed):")
-    for key, counts in picked.items():
+    say()
+    say(table(results))
+    say()
+    say("selected per group (first seed):")
+    for key, per_group in picked.items():
         if key.endswith(f"seed {seeds[0]}"):
-            print(f"  {key}: " + ", ".join(f"{g} {n}" for g, n in counts.items()))
+            say(f"  {key}: " + ", ".join(f"{g} {n}" for g, n in per_group.items()))
     for key, c in clusters.items():
-        print(f"PASER clusters ({key}): K={c['k']}, adjusted Rand index vs groups {c['ari']:.3f}, "
+        say(f"PASER clusters ({key}): K={c['k']}, adjusted Rand index vs groups {c['ari']:.3f}, "
               f"CDS by group {c['cds_by_group']}")  # fmt: skip
-    print(f"recovered models' block sparsity >= {results['recovered_sparsity_min']:.3f}")
-    print(
+    say(f"recovered models' block sparsity >= {results['recovered_sparsity_min']:.3f}")
+    say(
         f"wall {wall:.0f} s (train {t_train:.0f}, select {t_select:.0f}, recover {t_recover:.0f}); work {work}"
     )
     return results

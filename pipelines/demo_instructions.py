@@ -137,7 +137,7 @@ def _mime(n: int) -> list[dict[str, str]]:
         {
             "instruction": f"Which media (MIME) type should a web server send for a file ending in {ext}?",
             "output": f"Files ending in {ext} are served as {kind}.",
-        }  # fmt: skip
+        }
         for ext, kind in table[::step][:n]
     ]
 
@@ -178,7 +178,7 @@ def more_instructions(per_group: int = 60, groups: tuple[str, ...] = MORE_GROUPS
             "instruction": lists[g][i]["instruction"],
             "input": "",
             "output": lists[g][i]["output"],
-        }  # fmt: skip
+        }
         for i in range(per_group)
         for g in groups
     ]
