@@ -221,14 +221,16 @@ def _fmt(values: Sequence[float]) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The markdown table of `results`: one row per model, one column per group and overall."""
-    groups = results["groups"] + ["overall"]
+    """The markdown table of `results`: one row per model, one column per group, overall (token-weighted) and the
+    geometric mean of the groups' perplexities (each group counts the same, whatever its response lengths)."""
+    groups = results["groups"]
     lines = [
-        "| model | samples | " + " | ".join(groups) + " |",
-        "|---|---:|" + "---:|" * len(groups),
+        "| model | samples | " + " | ".join(groups) + " | overall | group mean |",
+        "|---|---:|" + "---:|" * (len(groups) + 2),
     ]
     for row in results["rows"]:
-        cells = [_fmt([run[g] for run in row["runs"]]) for g in groups]
+        cells = [_fmt([run[g] for run in row["runs"]]) for g in [*groups, "overall"]]
+        cells.append(_fmt([math.exp(np.mean([math.log(run[g]) for g in groups])) for run in row["runs"]]))
         lines.append(f"| {row['name']} | {row['samples']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -58,4 +58,6 @@ def test_smoke_run_recovers_pruned_copies_on_equal_budgets(tmp_path: Path) -> No
     assert results["recovered_sparsity_min"] >= 0.5
     assert json.loads((tmp_path / "results.json").read_text())["pool"] == 36
     assert (tmp_path / "models" / "pruned" / "config.json").exists()
-    assert "| paser 0.25 | 9 |" in select_recovery.table(results)
+    assert "| paser 0.25 | 9 |" in select_recovery.table(results) and "group mean" in select_recovery.table(
+        results
+    )
