@@ -332,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     full_row: dict[str, Any] = {"name": "full pool recovery", "samples": len(pool), "runs": []}
     rows.append(full_row)
     picked: dict[str, dict[str, int]] = {}
+    tokens: dict[str, int] = {}  # prompt + response tokens of each selected set (budgets count samples)
     clusters: dict[str, Any] = {}
     sparsities: list[float] = []
     select_rows: dict[tuple[float, str], dict[str, Any]] = {
@@ -363,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 for i in ids:
                     counts[by_id[i][1]] += 1
                 picked[f"{s} {b:g} seed {seed}"] = counts
+                tokens[f"{s} {b:g} seed {seed}"] = sum(len(by_id[i][0][0]) for i in ids)
                 if s == "paser":
                     clusters[f"{b:g} seed {seed}"] = _cluster_summary(out, by_id, stats)
                 t = time.perf_counter()
@@ -380,7 +382,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "held_out": len(held),
         "rows": rows,
         "selected_per_group": picked,
+        "selected_tokens": tokens,
         "paser_clusters": clusters,
+        "pruned_sparsity": sparsity(pruned_model),
         "recovered_sparsity_min": min(sparsities) if sparsities else None,
         "seconds": {
             "train": round(t_train, 1),
@@ -396,7 +400,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     say("selected per group (first seed):")
     for key, per_group in picked.items():
         if key.endswith(f"seed {seeds[0]}"):
-            say(f"  {key}: " + ", ".join(f"{g} {n}" for g, n in per_group.items()))
+            say(
+                f"  {key}: " + ", ".join(f"{g} {n}" for g, n in per_group.items()) + f"; {tokens[key]} tokens"
+            )
     for key, c in clusters.items():
         say(f"PASER clusters ({key}): K={c['k']}, adjusted Rand index vs groups {c['ari']:.3f}, "
               f"CDS by group {c['cds_by_group']}")  # fmt: skip
