@@ -196,7 +196,7 @@ def select(
     embed_cache: Path | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run `sift.selection.run` with `strategy` into `out`; a PASER run reuses the embeddings of `embed_cache`."""
-    from sift.selection import api
+    from sift import selection
     from sift.selection.config import SelectionConfig
 
     if (
@@ -208,8 +208,8 @@ def select(
         shutil.copytree(embed_cache, out / "_work")
     config = SelectionConfig(budget=budget, strategy=strategy, seed=seed, max_tokens=max_tokens)
     if strategy != "paser":
-        return api.run(str(pool_path), config, out)
-    return api.run(
+        return selection.run(str(pool_path), config, out)
+    return selection.run(
         str(pool_path), config, out, original=str(models / "original"), pruned=str(models / "pruned")
     )
 
