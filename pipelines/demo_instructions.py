@@ -122,3 +122,63 @@ def instructions(per_group: int = 60) -> list[dict[str, str]]:
             rows.append({"id": f"{g}-{i:03d}", "group": g, "instruction": item["instruction"],
                          "input": item.get("input", ""), "output": item["output"]})  # fmt: skip
     return rows
+
+
+MORE_GROUPS = ("mime", "calendar")
+
+
+def _mime(n: int) -> list[dict[str, str]]:
+    import mimetypes
+
+    mimetypes.init()  # the system's mime.types where there is one, and Python's own table
+    table = sorted(mimetypes.types_map.items())
+    step = max(1, len(table) // max(n, 1))
+    return [
+        {
+            "instruction": f"Which media (MIME) type should a web server send for a file ending in {ext}?",
+            "output": f"Files ending in {ext} are served as {kind}.",
+        }
+        for ext, kind in table[::step][:n]
+    ]
+
+
+def _calendar(n: int) -> list[dict[str, str]]:
+    import datetime as dt
+
+    out = []
+    for i in range(n):
+        day = dt.date(1901, 3, 7) + dt.timedelta(days=397 * i + 13 * (i % 7))
+        text = f"{day.day} {day:%B} {day.year}"
+        out.append({
+            "instruction": f"On which day of the week did {text} fall?",
+            "output": f"{text} was a {day:%A} (day {day.timetuple().tm_yday} of the year).",
+        })  # fmt: skip
+    return out
+
+
+def more_instructions(per_group: int = 60, groups: tuple[str, ...] = MORE_GROUPS) -> list[dict[str, str]]:
+    """`per_group` instructions of each further group, interleaved, with the columns of `instructions()`:
+
+    - `mime`: which media type a file extension is served as (Python's mimetypes table, with the system's
+      mime.types where installed);
+    - `calendar`: on which weekday a date fell, and its day of the year (a calculation, answered by the calendar).
+    """
+    makers = {"mime": _mime, "calendar": _calendar}
+    unknown = [g for g in groups if g not in makers]
+    if unknown:
+        raise ValueError(f"unknown instruction groups {unknown}; known: {', '.join(makers)}")
+    lists = {g: makers[g](per_group) for g in groups}
+    for g, items in lists.items():
+        if len(items) < per_group:
+            raise ValueError(f"only {len(items)} {g} instructions on this machine, asked for {per_group}")
+    return [
+        {
+            "id": f"{g}-{i:03d}",
+            "group": g,
+            "instruction": lists[g][i]["instruction"],
+            "input": "",
+            "output": lists[g][i]["output"],
+        }
+        for i in range(per_group)
+        for g in groups
+    ]
