@@ -151,6 +151,12 @@ def _strategy(config: SampleConfig, evaluate: _Evaluator, costs: dict[str, float
             "sample: round %d: spent %.6g of %.6g; %s", r.index, r.spent, config.budget,
             ", ".join(f"{g} n={r.allocation[g]} err={r.errors[g]:.4g}" for g in groups),
         )  # fmt: skip
+        if config.strategy == "adaptive":  # a progress bar on a terminal: the pilot and each round
+            done, total = r.index + 1, config.rounds + 1
+            PROGRESS.info(
+                "sample: %d/%d rounds", done, total,
+                extra={"sift_progress": {"task": "adaptive rounds", "done": done, "total": total, "unit": "rounds"}},
+            )  # fmt: skip
 
     if config.strategy == "adaptive":
         try:
