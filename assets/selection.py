@@ -232,10 +232,11 @@ def degradation_scores(
     for r in unscored.column("reason").to_pylist():
         kind = r.split(":")[0]
         reasons[kind] = reasons.get(kind, 0) + 1
-    jsd = table.column("jsd").to_numpy()
+    jsd = table.column("jsd").drop_null().to_numpy()
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
+            "scored": len(jsd),
             "origin": origin,
             "not_scored": dg.MetadataValue.json(reasons),
             "mean_jsd": float(jsd.mean()) if len(jsd) else 0.0,

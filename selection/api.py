@@ -105,8 +105,11 @@ def _read(uri: str, rejected: _Rejected) -> pa.Table:
     return docs.filter(pc.invert(empty))
 
 
-def score_reason(jsd: float | None) -> str | None:
-    """Why a sample's SCORES value (None: no row for its id) cannot be used; None when it can."""
+def score_reason(jsd: float | None, given: str | None = None) -> str | None:
+    """Why a sample's SCORES value (None: no row for its id) cannot be used; None when it can. `given`: the
+    SCORES row's own `reason` (a sample its scorer could not score, as `score_instructions` records it)."""
+    if given is not None:
+        return given
     if jsd is None:
         return "no degradation score: id missing from SCORES"
     if math.isnan(jsd):
@@ -118,9 +121,12 @@ def score_reason(jsd: float | None) -> str | None:
     return None
 
 
-def read_scores(path: str) -> tuple[pa.Table, np.ndarray, np.ndarray | None, dict[str, int]]:
+def read_scores(
+    path: str,
+) -> tuple[pa.Table, np.ndarray, np.ndarray | None, dict[str, int], list[str | None] | None]:
     """The SCORES table at `path` checked (one clear line when it is not a table of unique ids and numeric jsd):
-    the table, its JSD, its token lengths when it has them, and the row of each id."""
+    the table, its JSD, its token lengths when it has them, the row of each id, and the rows' own `reason` (why a
+    row has no score) when the table has that column."""
     from sift.pipelines.core.lake import read_table
 
     try:
@@ -144,29 +150,39 @@ def read_scores(path: str) -> tuple[pa.Table, np.ndarray, np.ndarray | None, dic
         if id_ in seen:
             raise InputError(f"--scores {path}: id {id_!r} appears twice (rows {seen[id_] + 1} and {i + 1})")
         seen[id_] = i
+    given: list[str | None] | None = None
+    if "reason" in table.column_names:
+        given = [None if r is None else str(r) for r in table.column("reason").to_pylist()]
     has_tokens = "tokens" in table.column_names
-    if has_tokens and table.column("tokens").null_count:
+    if has_tokens and any(
+        t is None and (given is None or given[i] is None)
+        for i, t in enumerate(table.column("tokens").to_pylist())
+    ):
         raise InputError(
-            f"--scores {path}: `tokens` has empty values (give every row a token count, or no column)"
+            f"--scores {path}: `tokens` has empty values (give every scored row a token count, or no column)"
         )
     try:
         tok = (
-            pc.cast(table.column("tokens"), pa.int64()).to_numpy(zero_copy_only=False) if has_tokens else None
+            pc.fill_null(pc.cast(table.column("tokens"), pa.int64()), 0).to_numpy(zero_copy_only=False)
+            if has_tokens
+            else None
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"--scores {path}: `tokens` is not a whole number ({exc})") from exc
-    return table, jsd, tok, seen
+    return table, jsd, tok, seen, given
 
 
 def _scores_table(
     path: str, docs: pa.Table, rejected: _Rejected
 ) -> tuple[pa.Table, np.ndarray, np.ndarray | None]:
     """The pool with a valid SCORES row, its JSD and, when SCORES has them, its token lengths."""
-    _, jsd, tok, seen = read_scores(path)
+    _, jsd, tok, seen, given = read_scores(path)
     keep, scores, lengths = [], [], []
     for row, id_ in enumerate(docs.column("id").to_pylist()):
         at = seen.get(id_)
-        reason = score_reason(None if at is None else float(jsd[at]))
+        reason = score_reason(
+            None if at is None else float(jsd[at]), None if at is None or given is None else given[at]
+        )
         if reason is not None:
             rejected.add(id_, reason)
         else:
@@ -320,9 +336,10 @@ def score_instructions(
     docs: pa.Table, config: SelectionConfig, *, scores: str | None = None, original: str | None = None,
     pruned: str | None = None,
 ) -> tuple[pa.Table, pa.Table]:  # fmt: skip
-    """PASER step 2 for `docs` (from `read_instructions`): a SCORES table (`id`, `jsd`, `tokens`) from a SCORES
-    table or a model pair, and the records that got no score (`id`, `reason`). Token lengths a SCORES table lacks
-    come from the embedder's tokenizer, as `run` counts them."""
+    """PASER step 2 for `docs` (from `read_instructions`): a SCORES table (`id`, `jsd`, `tokens`, `reason`) from a
+    SCORES table or a model pair, and the records that got no score (`id`, `reason`). Token lengths a SCORES table
+    lacks come from the embedder's tokenizer, as `run` counts them. A record without a score is in the table too,
+    with its reason and no jsd, so a selection from the table rejects it with that reason."""
     from sift.selection.kernels.embed import default_embedder, token_lengths
 
     if (scores is None) == (original is None or pruned is None):
@@ -331,10 +348,17 @@ def score_instructions(
     docs, jsd, tokens = _score(docs, config, rejected, {}, scores=scores, original=original, pruned=pruned)
     if tokens is None:
         tokens = token_lengths(config.embedder or default_embedder(), _texts(docs, with_output=True))
-    table = pa.table({
+    unscored = rejected.table()
+    scored = pa.table({
         "id": docs.column("id"), "jsd": pa.array(jsd, pa.float64()), "tokens": pa.array(tokens, pa.int64()),
+        "reason": pa.nulls(docs.num_rows, pa.string()),
     })  # fmt: skip
-    return table, rejected.table()
+    with_reason = unscored.filter(pc.is_valid(unscored.column("id")))
+    missing = pa.table({
+        "id": with_reason.column("id"), "jsd": pa.nulls(with_reason.num_rows, pa.float64()),
+        "tokens": pa.nulls(with_reason.num_rows, pa.int64()), "reason": with_reason.column("reason"),
+    })  # fmt: skip
+    return pa.concat_tables([scored, missing]), unscored
 
 
 def run(

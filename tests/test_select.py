@@ -177,6 +177,30 @@ def test_bad_rows_are_rejected_with_their_reason(data: dict, tmp_path: Path) -> 
     assert stats["selected"] == 10
 
 
+def test_a_scores_row_with_a_reason_is_rejected_with_that_reason(data: dict, tmp_path: Path) -> None:
+    """A SCORES table may carry the scorer's own reason for a sample it could not score (as the Dagster scores
+    asset writes it): that sample is rejected with the reason, and a null `tokens` on such a row is allowed."""
+    rows = data["rows"][:40]
+    inst = _write_jsonl(rows, tmp_path / "inst.jsonl")
+    ids = [r["id"] for r in rows]
+    pq.write_table(
+        pa.table({
+            "id": ids, "jsd": [None] + [0.1] * 39, "tokens": [None] + [20] * 39,
+            "reason": ["empty response: nothing to score"] + [None] * 39,
+        }),
+        tmp_path / "s.parquet",
+    )  # fmt: skip
+    stats = selection.run(
+        str(inst),
+        SelectionConfig(budget=5, clusters=2),
+        _out(data, tmp_path),
+        scores=str(tmp_path / "s.parquet"),
+    )
+    rejected = pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()
+    assert [(r["id"], r["reason"]) for r in rejected] == [(ids[0], "empty response: nothing to score")]
+    assert stats["rejected_by_reason"] == {"empty response": 1} and stats["selected"] == 5
+
+
 def test_baselines_take_the_budget_without_scores(data: dict, tmp_path: Path) -> None:
     rnd = selection.run(
         str(data["inst"]), SelectionConfig(budget=12, strategy="random", seed=3), tmp_path / "r"

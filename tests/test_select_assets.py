@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -179,7 +180,9 @@ def test_configured_instructions_and_scores_table(tmp_path: Path) -> None:
     meta = result.asset_materializations_for_node("selection_instructions")[0].metadata
     assert (meta["usable"].value, meta["rejected_on_read"].value, meta["origin"].value) == (32, 1, "config")
     scores = pq.read_table(lake / "select" / "degradation_scores.parquet")
-    assert scores.num_rows == 31 and scores.column("tokens").null_count == 0  # tokens counted by the embedder
+    scored = scores.filter(pc.is_null(scores.column("reason")))
+    assert scores.num_rows == 32 and scored.num_rows == 31  # the unscored one is kept with its reason
+    assert scored.column("tokens").null_count == 0  # tokens counted by the embedder
     selected = pq.read_table(lake / "select" / "recovery_set" / "recovery_set.parquet")
     rejected = pq.read_table(lake / "select" / "run" / "rejected.parquet").to_pylist()
     assert selected.num_rows == 8

@@ -81,7 +81,12 @@ def data(tmp_path_factory: pytest.TempPathFactory, spark) -> dict:
     assert any(r["id"] == "code-000" for r in rows)
     inst = _write_jsonl(rows + BAD, root / "instructions.jsonl")
     scores = _scores(rows + [{"id": "nan", "group": "code"}, {"id": "negative", "group": "code"}])
-    pq.write_table(pa.table({"id": list(scores), "jsd": list(scores.values())}), root / "scores.parquet")
+    # one sample its scorer could not score, with the scorer's own reason (as the Dagster scores asset writes it)
+    scores["licence-001"] = math.nan
+    why = ["empty response: nothing to score" if i == "licence-001" else None for i in scores]
+    pq.write_table(
+        pa.table({"id": list(scores), "jsd": list(scores.values()), "reason": why}), root / "scores.parquet"
+    )
     polars = selection.run(str(inst), CONFIG, root / "polars", scores=str(root / "scores.parquet"))
     on_spark = selection.run(
         str(inst), CONFIG, root / "spark", SparkEngine(spark), scores=str(root / "scores.parquet")
@@ -126,6 +131,7 @@ def test_same_selection_as_the_polars_engine(data: dict) -> None:
     assert reasons["unscored"] == "no degradation score: id missing from SCORES"
     assert reasons["nan"] == "degradation score is NaN"
     assert reasons["negative"] == "degradation score is negative (-0.5)"
+    assert reasons["licence-001"] == "empty response: nothing to score"  # the SCORES row's own reason
     assert reasons["fact-0"].startswith("concept conflict")  # the better-ranked fact-1 came first
     unreadable = [r for r in reasons.values() if r.startswith("unreadable record")]
     assert len(unreadable) == 2  # no instruction field, a repeated id

@@ -75,11 +75,15 @@ def _model(key: tuple[str, ...], load: Callable[[], Any]) -> Any:
 
 # executors ------------------------------------------------------------------------------------------------------
 def _score_reasons(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """(`_row`, `_jsd`, `_has`) -> (`_row`, reason): `api.score_reason` of each joined SCORES value."""
+    """(`_row`, `_jsd`, `_has`, `_why`) -> (`_row`, reason): `api.score_reason` of each joined SCORES value."""
     for rb in batches:
         has = rb.column("_has").to_pylist()
         jsd = rb.column("_jsd").to_pylist()
-        reasons = [api.score_reason(float(j) if h else None) for j, h in zip(jsd, has, strict=True)]
+        why = rb.column("_why").to_pylist()
+        reasons = [
+            api.score_reason(float(j) if h and j is not None else (float("nan") if h else None), w)
+            for j, h, w in zip(jsd, has, why, strict=True)
+        ]
         yield pa.RecordBatch.from_arrays([rb.column("_row"), pa.array(reasons, pa.string())], schema=REASONS)
 
 
@@ -307,15 +311,16 @@ def run(
     jsd_tok: DataFrame | None = None  # `_row`, `_jsd`, `_tok` of the pool
     need_tokens = True
     if config.strategy == "paser" and scores is not None:
-        table, jsd, tok, _ = api.read_scores(scores)
+        table, jsd, tok, _, why = api.read_scores(scores)
         need_tokens = tok is None
         given = pa.table(
             {"_sid": pc.cast(table.column("id"), pa.string()), "_jsd": pa.array(jsd, pa.float64()),
              "_tok": pa.array(tok, pa.int64()) if tok is not None else pa.nulls(len(jsd), pa.int64()),
-             "_has": pa.array(np.ones(len(jsd), dtype=bool))}
+             "_has": pa.array(np.ones(len(jsd), dtype=bool)),
+             "_why": pa.array(why, pa.string()) if why is not None else pa.nulls(len(jsd), pa.string())}
         )  # fmt: skip
         joined = cand.join(spark.createDataFrame(given), cand["id"] == F.col("_sid"), "left").select(
-            "_row", "_jsd", "_tok", F.coalesce(F.col("_has"), F.lit(False)).alias("_has")
+            "_row", "_jsd", "_tok", F.coalesce(F.col("_has"), F.lit(False)).alias("_has"), "_why"
         )
         checked = tables.persist(
             "scores",
