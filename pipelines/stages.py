@@ -37,6 +37,9 @@ STAGES = (
     Stage("sift.sampling.config", "sift.pipelines.cli_sample", "sift.assets.sampling"),
 )
 
+# Assets downstream of every stage, with no stage config and no `sift` command of their own.
+DOWNSTREAM_ASSETS = ("sift.assets.report",)
+
 for _stage in STAGES:
     importlib.import_module(_stage.config)
 
@@ -56,11 +59,11 @@ def register_commands(app: typer.Typer) -> None:
 
 
 def assets_and_checks() -> tuple[list[Any], list[Any]]:
-    """Every stage's Dagster assets and asset checks, in pipeline order."""
+    """Every stage's Dagster assets and asset checks, in pipeline order, then the downstream ones."""
     assets: list[Any] = []
     checks: list[Any] = []
-    for stage in STAGES:
-        module = importlib.import_module(stage.assets)
+    for name in [stage.assets for stage in STAGES] + list(DOWNSTREAM_ASSETS):
+        module = importlib.import_module(name)
         assets.extend(module.ASSETS)
         checks.extend(module.CHECKS)
     return assets, checks
@@ -68,6 +71,7 @@ def assets_and_checks() -> tuple[list[Any], list[Any]]:
 
 __all__ = [
     "STAGES",
+    "DOWNSTREAM_ASSETS",
     "ContainConfig",
     "DedupConfig",
     "IngestConfig",
