@@ -7,8 +7,6 @@ Its metadata: the per-stage counts table and the key pictures as markdown (PNG d
 no access to the lake), and the HTML's path. A stage not materialised yet shows as "not run yet".
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from sift.pipelines.resources import LakeResource

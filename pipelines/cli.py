@@ -161,7 +161,7 @@ def demo(
 
     The runs are recorded in a real Dagster instance (SQLite), so `sift ui` shows them afterwards.
     """
-    from sift.pipelines.demo import run_demo
+    from sift.pipelines.demo import report_file, run_demo
 
     home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
     root = Path(lake or os.environ.get("SIFT_LAKE_ROOT") or ".sift/lake").resolve()
@@ -176,6 +176,8 @@ def demo(
         table.add_row(row["run"], row["assets"], row["checks"], status)
     out.print(table)
     out.print("Open the Dagster UI on these runs with: [bold]sift ui[/bold]")
+    report = report_file(root)
+    out.print(f"Curation report: {report}" if report else "Curation report: not written", soft_wrap=True)
     if not all(r["success"] for r in summary):
         raise typer.Exit(1)
 

@@ -3,7 +3,8 @@
 Writes the offline demo corpus into `<lake>/incoming/`, registers its sources as partitions, materialises every
 partitioned asset once per source, writes the demo's tables for containment (derived from the ingested documents)
 into the lake's tables folder, `<lake>/tables/demo/`, then materialises every other asset, with the checks, on the
-Polars engine.
+Polars engine. The last of them, `curation_report`, writes the HTML report whose path `sift demo` prints last
+(`report_file`).
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None
         )
         summary.append(_row(result.run_id[:8], unpartitioned, result))
     return summary
+
+
+def report_file(lake_root: Path) -> Path | None:
+    """The curation report the demo's `curation_report` asset wrote (`<lake>/report/curation_report.html`), or
+    None when it was not written."""
+    from sift.pipelines.curation_report import report_path
+
+    path = Path(report_path(str(lake_root)))
+    return path if path.exists() else None
 
 
 def write_demo_lake_tables(lake: LakeResource) -> list[str]:
