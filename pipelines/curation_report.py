@@ -7,7 +7,7 @@ Built from the stage outputs in a local lake, not from Dagster (this module impo
 - dedup (SlimPajama-DC): `<lake>/dedup/run/stats.json` (per-source removal by reason, cluster-size histogram) and
   `cluster_sizes.png`; the removal rates by source are drawn here as a bar chart;
 - containment (R2D2): `<lake>/containment/containment.parquet` (edges), `deletion_plan.parquet` (keep / delete
-  per table) and `stats.json`; the graph is drawn here with networkx, deleted tables marked;
+  per table) and `stats.json`; the graph is drawn here, deleted tables marked;
 - selection (PASER): `<lake>/select/run/stats.json`, `cluster_map.png`, `cluster_budget.png`;
 - sampling (equitable sampling): `<lake>/sampling/run/stats.json`, `curves.png`, `allocation.png`.
 
@@ -23,6 +23,7 @@ import html
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,40 +216,45 @@ def _dedup(root: str) -> Section:
 
 
 def containment_chart(tables: list[str], edges: list[tuple[str, str]], deleted: set[str]) -> bytes:
-    """The containment graph: tables as nodes, an arrow from each contained table to its container; tables the
-    plan deletes in red, kept ones in blue (a fixed layout seed, so the same lake gives the same picture)."""
-    import networkx as nx
+    """The containment graph: tables as nodes on a circle (in name order, so the same lake gives the same
+    picture), an arrow from each contained table to its container; tables the plan deletes in red, kept ones in
+    blue. Drawn with matplotlib alone."""
+    import math
+
+    from matplotlib.lines import Line2D
 
     plt = _pyplot()
-    g = nx.DiGraph()
-    g.add_nodes_from(tables)
-    g.add_edges_from(edges)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    if g.number_of_nodes() == 0:
-        ax.text(0.5, 0.5, "no tables", ha="center", va="center")
-    else:
-        pos = nx.spring_layout(g, seed=7, k=1.8 / max(1, g.number_of_nodes()) ** 0.5)
-        colors = ["#d62728" if n in deleted else "#1f77b4" for n in g.nodes]
-        nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colors, node_size=420, alpha=0.9)
-        nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, arrowsize=14, edge_color="#555", node_size=420)
-        nx.draw_networkx_labels(
-            g,
-            pos,
-            ax=ax,
-            labels={n: n.split("/")[-1] for n in g.nodes},
-            font_size=7,
-            verticalalignment="bottom",
-        )
-        from matplotlib.lines import Line2D
-
-        ax.legend(
-            handles=[
-                Line2D([], [], marker="o", ls="", color="#1f77b4", label="kept"),
-                Line2D([], [], marker="o", ls="", color="#d62728", label="deleted (rebuilt by recipe)"),
-            ],
-            fontsize=8,
-            loc="best",
-        )
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    n = len(tables)
+    pos = {
+        t: (math.cos(math.pi / 2 - 2 * math.pi * i / n), math.sin(math.pi / 2 - 2 * math.pi * i / n))
+        for i, t in enumerate(tables)
+    }
+    for a, b in edges:
+        if a in pos and b in pos and a != b:
+            ax.annotate(
+                "",
+                xy=pos[b],
+                xytext=pos[a],
+                arrowprops={"arrowstyle": "-|>", "color": "#666", "lw": 1, "shrinkA": 11, "shrinkB": 11},
+            )
+    for t, (x, y) in pos.items():
+        ax.scatter([x], [y], s=320, color="#d62728" if t in deleted else "#1f77b4", zorder=3)
+        ax.text(1.3 * x, 1.2 * y, t, ha="center", va="center", fontsize=8)
+    if not tables:
+        ax.text(0, 0, "no tables", ha="center", va="center")
+    ax.legend(
+        handles=[
+            Line2D([], [], marker="o", ls="", color="#1f77b4", label="kept"),
+            Line2D([], [], marker="o", ls="", color="#d62728", label="deleted (rebuilt by recipe)"),
+        ],
+        fontsize=8,
+        loc="lower right",
+        bbox_to_anchor=(1.0, -0.05),
+    )
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(-1.35, 1.35)
+    ax.set_aspect("equal")
     ax.set_title("Containment: contained table -> container")
     ax.axis("off")
     fig.tight_layout()
@@ -449,7 +455,7 @@ def build_report(lake_root: str) -> Report:
     return Report(root, sections, _stage_counts(by_key, root))
 
 
-def _md_table(header: list[str], rows: list[list[str]] | list[tuple[str, ...]]) -> str:
+def _md_table(header: list[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -495,7 +501,7 @@ nav a { margin-right: 1rem; }
 """
 
 
-def _html_table(header: list[str], rows: list[list[str]] | list[tuple[str, ...]]) -> str:
+def _html_table(header: list[str], rows: Sequence[Sequence[str]]) -> str:
     def cell(tag: str, v: str) -> str:
         text = html.escape(str(v))
         if text.startswith("**") and text.endswith("**"):
