@@ -18,7 +18,11 @@ incoming-files sensor, declarative automation of the stages downstream of ingest
   evaluation; an asset sensor would re-implement that by hand in a run request per event.
 - Pools: the assets that run the engine (Spark on a cluster) declare `pool="spark"` in their decorators (Dagster
   1.13 sets an op's pool only there; `map_asset_specs` changes asset attributes, not the op's); the instance's
-  `concurrency: pools:` settings limit the pool, so two Spark-heavy steps never share a cluster at once.
+  `concurrency: pools:` settings (`POOL_INSTANCE_CONFIG`) limit the pool to one run at a time, at run granularity:
+  the queued run coordinator keeps a second run that uses the pool queued until the first ends. Run rather than op
+  granularity because a run's Spark application keeps its executors until the run's process ends, not only while
+  one step runs, and because in-process runs (`sift demo`, `materialize()`) never wait on a slot that a killed
+  process left claimed.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ SPARK_POOL = "spark"
 RAW = dg.AssetKey("raw_documents")
 SCHEDULE_CRON = "0 3 * * *"  # daily at 03:00, after a night's incoming files
 SCHEDULE_TIMEZONE = "UTC"
-# The instance settings that limit the pool (dagster.yaml): one Spark-heavy step at a time across all runs.
-POOL_INSTANCE_CONFIG: dict[str, Any] = {"concurrency": {"pools": {"default_limit": 1, "granularity": "op"}}}
+# The instance settings that limit the pool (dagster.yaml): one run using a pool at a time (the only pool is `spark`).
+POOL_INSTANCE_CONFIG: dict[str, Any] = {"concurrency": {"pools": {"default_limit": 1, "granularity": "run"}}}
 
 
 def stage_groups(assets: Sequence[Any]) -> list[str]:
