@@ -221,10 +221,12 @@ def incoming_files_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
                 )
             )
         new_sources = sorted(s for s in current if s not in known)
+        register = [SOURCES_PARTITIONS.build_add_request(new_sources)] if new_sources else []
+        cursor = {source: identity for source, (identity, _) in current.items()}
         return dg.SensorResult(
             run_requests=requests,
-            cursor=json.dumps({s: identity for s, (identity, _) in sorted(current.items())}, sort_keys=True),
-            dynamic_partitions_requests=[SOURCES_PARTITIONS.build_add_request(new_sources)] if new_sources else [],
+            cursor=json.dumps(cursor, sort_keys=True),
+            dynamic_partitions_requests=register,
         )
 
     return _sensor

@@ -24,7 +24,8 @@ def _write_jsonl(path: Path, n: int, start: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         for i in range(start, start + n):
-            f.write(json.dumps({"id": f"d{i}", "text": f"document number {i} about sensors and cursors"}) + "\n")
+            record = {"id": f"d{i}", "text": f"document number {i} about sensors and cursors"}
+            f.write(json.dumps(record) + "\n")
 
 
 class Ticks:
@@ -212,7 +213,9 @@ def test_spark_heavy_assets_share_the_spark_pool() -> None:
             continue
         uses_engine = "engine" in assets_def.required_resource_keys
         assert (assets_def.node_def.pools == {SPARK_POOL}) == uses_engine, assets_def.keys
-    pooled = {k.to_user_string() for a in graph.assets_defs if a.is_executable and a.node_def.pools for k in a.keys}
+    pooled = {
+        k.to_user_string() for a in graph.assets_defs if a.is_executable and a.node_def.pools for k in a.keys
+    }
     assert {"raw_documents", "duplicate_clusters", "containment_graph", "instruction_clusters"} <= pooled
 
 
@@ -225,13 +228,72 @@ def test_pool_limit_in_the_demo_instance(tmp_path: Path) -> None:
     (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         pools = instance.get_concurrency_config().pool_config
-        assert (pools.default_pool_limit, pools.pool_granularity.value if pools.pool_granularity else None) == (
-            1,
-            "run",
-        )
+        assert pools.default_pool_limit == 1
+        assert pools.pool_granularity is not None and pools.pool_granularity.value == "run"
 
 
 @pytest.mark.parametrize("name", ["ingest_job", "curate_job"])
 def test_jobs_resolve_with_their_pools(name: str) -> None:
     job = defs.resolve_job_def(name)
     assert SPARK_POOL in {pool for node in job.graph.node_defs for pool in node.pools}
+
+
+@pytest.mark.slow
+def test_sensor_through_the_daemon_ingests_a_dropped_file_once(tmp_path: Path) -> None:
+    """The real path: `dagster-daemon` on a fresh instance ticks the sensor (on by default), which registers the
+    source and requests one ingest run; the run ingests the file; the ticks after it request nothing."""
+    import subprocess
+    import sys
+
+    home, lake = tmp_path / "home", tmp_path / "lake"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    _write_jsonl(lake / "incoming" / "forum.jsonl", 5)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SIFT_LAKE_ROOT": str(lake), "SIFT_ENV": "local"}
+    with dg.DagsterInstance.from_config(
+        str(home)
+    ) as instance:  # create the SQLite storages before the daemon
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+    daemon_exe = Path(sys.executable).with_name("dagster-daemon")
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(daemon_exe), "run", "-m", "sift.pipelines.definitions"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+
+            def sensor_runs() -> list[dg.DagsterRun]:
+                return list(
+                    instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": "incoming_files_sensor"}))
+                )
+
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                runs = sensor_runs()
+                if runs and runs[0].is_finished:
+                    break
+                time.sleep(2)
+            (run,) = sensor_runs()
+            assert run.status == dg.DagsterRunStatus.SUCCESS, (tmp_path / "daemon.log").read_text()[-3000:]
+            assert run.job_name == "ingest_job" and run.tags["dagster/partition"] == "forum"
+            assert (lake / "raw_documents" / "forum.parquet").exists()
+            # the sensor ticks every 30 s: after two more intervals still the one run
+            time.sleep(65)
+            assert len(sensor_runs()) == 1
+            # and the automation followed the ingest: the new source's signatures were requested
+            follow = instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
+            assert any(
+                r.tags.get("dagster/partition") == "forum"
+                and dg.AssetKey("dedup_signatures") in (r.asset_selection or set())
+                for r in follow
+            ), [(r.tags, r.asset_selection) for r in follow]
+    finally:
+        os.killpg(daemon.pid, 15)
+        daemon.wait(timeout=60)
+        log.close()
