@@ -230,6 +230,11 @@ def test_pool_limit_in_the_demo_instance(tmp_path: Path) -> None:
         pools = instance.get_concurrency_config().pool_config
         assert pools.default_pool_limit == 1
         assert pools.pool_granularity is not None and pools.pool_granularity.value == "run"
+        # in-process runs (`sift demo`) of a pooled asset run on that instance without waiting for a slot
+        lake = LakeResource(root=str(tmp_path / "lake"))
+        _write_jsonl(tmp_path / "lake" / "incoming" / "forum.jsonl", 2)
+        instance.add_dynamic_partitions(SOURCES_PARTITIONS.name, ["forum"])
+        _ingest(instance, lake, "forum")
 
 
 @pytest.mark.parametrize("name", ["ingest_job", "curate_job"])
