@@ -74,6 +74,7 @@ def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> d
 
 
 @dg.asset(
+    pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     group_name=GROUP,
     deps=[lake_tables],
     kinds={"polars", "spark", "parquet"},
@@ -121,6 +122,7 @@ def containment_graph(
 
 
 @dg.asset(
+    pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     group_name=GROUP,
     deps=[containment_graph],
     kinds={"parquet"},

@@ -160,6 +160,7 @@ def _seed_facts(lake: LakeResource, files: list[str], cfg: Any, out: str, finger
 @dg.asset(
     group_name=GROUP,
     deps=["raw_documents", dedup_signatures],
+    pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     kinds={"polars", "spark", "parquet"},
     description="Exact and near-duplicate clusters over all sources (candidate edges verified by exact Jaccard "
     "in verified mode), survivors and removal reasons; the run folder <lake>/dedup/run/. Reads the raw documents "

@@ -23,6 +23,7 @@ def column_schema(table: pa.Table) -> dg.TableSchema:
 @dg.asset(
     group_name="raw",
     partitions_def=SOURCES_PARTITIONS,
+    pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     kinds={"polars", "spark", "parquet"},
     owners=["team:data-platform"],
     description="Documents of one source (id, source, text, other columns), ids and sources normalised; "

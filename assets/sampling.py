@@ -56,6 +56,7 @@ def _pool(lake: LakeResource) -> str:
 @dg.asset(
     group_name=GROUP,
     deps=["deduplicated_documents"],
+    pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     kinds={"polars", "spark", "parquet"},
     description="The allocation of the sampling budget across sources (adaptive equitable sampling with the "
     "ngram-lm proxy): rows per source and round, fitted learning curves; the run folder <lake>/sampling/run/.",

@@ -249,6 +249,7 @@ def degradation_scores(
 @dg.asset(
     group_name=GROUP,
     deps=[selection_instructions, instruction_embeddings, degradation_scores],
+    pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     kinds={"scikitlearn", "parquet"},
     description="PASER selection over the embeddings and scores: S2RIC clusters, budget per cluster by mean "
     "degradation, ranking by efficiency, concept conflict filter. The run folder <lake>/select/run/ "

@@ -1,35 +1,33 @@
-"""The Dagster code location: every asset and check, jobs, a sensor that discovers sources, resources per env."""
+"""The Dagster code location: every asset and check, the jobs, schedule and sensors of pipelines/automation.py
+(with the automation conditions of the stages downstream of ingest), resources per environment."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from sift.pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
+from sift.pipelines.automation import (
+    automation_sensor,
+    curate_job,
+    curate_schedule,
+    incoming_files_sensor,
+    stage_jobs,
+    with_automation,
+)
+from sift.pipelines.resources import resources_for
 from sift.pipelines.stages import assets_and_checks
 
 ASSETS, CHECKS = assets_and_checks()
+ASSETS = with_automation(ASSETS)
 
-ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("raw"))
-curate_job = dg.define_asset_job(
-    "curate_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("raw")
-)
-
-
-@dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
-def incoming_sources_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
-    """Register every source found in the lake's `incoming/` folder and ingest the new ones."""
-    known = set(context.instance.get_dynamic_partitions(SOURCES_PARTITIONS.name))
-    new = [s for s in lake.sources() if s not in known]
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=s, run_key=f"ingest-{s}") for s in new],
-        dynamic_partitions_requests=[SOURCES_PARTITIONS.build_add_request(new)] if new else [],
-    )
-
+STAGE_JOBS = stage_jobs(ASSETS)
+ingest_job = next(job for job in STAGE_JOBS if job.name == "ingest_job")
+CURATE_JOB = curate_job(ASSETS)
 
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[ingest_job, curate_job],
-    sensors=[incoming_sources_sensor],
+    jobs=[*STAGE_JOBS, CURATE_JOB],
+    schedules=[curate_schedule(CURATE_JOB)],
+    sensors=[incoming_files_sensor(ingest_job), automation_sensor(ASSETS)],
     resources=resources_for(),
 )

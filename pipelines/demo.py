@@ -25,6 +25,12 @@ DEFAULT_INSTANCE_YAML = """\
 # Sift's local Dagster instance: SQLite storage in this folder (see deploy/dagster.yaml for Postgres).
 telemetry:
   enabled: false
+# One run at a time in the `spark` pool (pipelines/automation.py POOL_INSTANCE_CONFIG); the queued run coordinator
+# of `sift ui` enforces it.
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: run
 """
 
 
