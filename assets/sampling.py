@@ -55,6 +55,7 @@ def _pool(lake: LakeResource) -> str:
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=["deduplicated_documents"],
     kinds={"polars", "spark", "parquet"},
     description="The allocation of the sampling budget across sources (adaptive equitable sampling with the "
@@ -98,6 +99,7 @@ def sample_allocation(
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=["deduplicated_documents", sample_allocation],
     kinds={"parquet"},
     description="The sampled training mixture: the drawn documents with all their columns.",

@@ -37,6 +37,9 @@ STAGES = (
     Stage("sift.sampling.config", "sift.pipelines.cli_sample", "sift.assets.sampling"),
 )
 
+# Asset modules downstream of the stages that are no stage of their own (no config, no `sift` command).
+ASSET_MODULES = ("sift.assets.exports",)
+
 for _stage in STAGES:
     importlib.import_module(_stage.config)
 
@@ -56,17 +59,18 @@ def register_commands(app: typer.Typer) -> None:
 
 
 def assets_and_checks() -> tuple[list[Any], list[Any]]:
-    """Every stage's Dagster assets and asset checks, in pipeline order."""
+    """Every stage's Dagster assets and asset checks, in pipeline order, then those of `ASSET_MODULES`."""
     assets: list[Any] = []
     checks: list[Any] = []
-    for stage in STAGES:
-        module = importlib.import_module(stage.assets)
+    for name in (*(stage.assets for stage in STAGES), *ASSET_MODULES):
+        module = importlib.import_module(name)
         assets.extend(module.ASSETS)
         checks.extend(module.CHECKS)
     return assets, checks
 
 
 __all__ = [
+    "ASSET_MODULES",
     "STAGES",
     "ContainConfig",
     "DedupConfig",
