@@ -12,7 +12,7 @@ A version is built under `versions/.<name>.tmp`, renamed to `versions/<name>` on
 then does `current` point at it (a new symlink renamed over the old one: `rename(2)` is atomic, so a reader resolves
 the old version or the new one, never a half-written one). The previous version is kept, so a reader that resolved
 it just before the swap can finish; older ones are removed. A run killed before the swap leaves `current` as it was
-(a `.tmp` folder of a killed run is removed by the next export).
+(the `.tmp` folder and pointer of a killed run are removed by the next export).
 
 Shards: rows are cut in order into shards of at most `max_rows` rows and at most `max_bytes` bytes of JSON lines
 (uncompressed; a single row larger than that is a shard of its own); the Parquet shard i and the JSONL shard i hold
@@ -143,6 +143,8 @@ def export_table(
     versions.mkdir(parents=True, exist_ok=True)
     for stale in versions.glob(".*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)  # a killed export's half-built version
+    for stale in root.glob(f".{CURRENT}.*.tmp"):
+        stale.unlink()  # a killed export's new pointer, never renamed into place
     build = versions / f".{name}.tmp"
     build.mkdir()
     shards = write_shards(table, build, limits)
