@@ -79,11 +79,11 @@ def _publish(
     folder = export_table(
         table,
         out,
-        context.run_id,
+        context.run.run_id,
         limits,
         manifest={
             "dataset": dataset,
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
             "source": table_path,
             "stages": stages,
             "upstream": _upstream_runs(context, upstream),
