@@ -157,8 +157,9 @@ def _run(cmd: list[str], demo_lake: DemoLake) -> subprocess.CompletedProcess[str
 def test_dagster_asset_materialize_cli(demo_lake: DemoLake) -> None:
     dagster = str(Path(sys.executable).with_name("dagster"))
     cmd = [dagster, "asset", "materialize", "-m", "sift.pipelines.definitions", "--select", "curated_export"]
-    _run(cmd, demo_lake)
+    _run([*cmd, "--config-json", '{"ops": {"curated_export": {"config": {"max_rows": 20}}}}'], demo_lake)
     manifest = _manifest(demo_lake.lake)
+    assert manifest["limits"]["max_rows"] == 20
     run = demo_lake.instance.get_run_by_id(
         manifest["run_id"]
     )  # the run recorded in the DAGSTER_HOME instance
@@ -179,3 +180,16 @@ def test_dg_launch_assets(demo_lake: DemoLake) -> None:
     run = demo_lake.instance.get_run_by_id(_manifest(demo_lake.lake)["run_id"])
     assert run is not None and run.is_success
     assert run.asset_selection == {dg.AssetKey("curated_export")}
+
+    # every source in one run: a partition range needs the single-run backfill policy raw_documents has
+    sources = demo_lake.sources
+    proc = _run(
+        [dg_cli, "launch", "--assets", "raw_documents", "--partition-range", f"{sources[0]}...{sources[-1]}"],
+        demo_lake,
+    )
+    runs = demo_lake.instance.get_runs(limit=1)
+    assert runs[0].is_success and runs[0].asset_selection == {dg.AssetKey("raw_documents")}, proc.stderr[
+        -2000:
+    ]
+    events = demo_lake.instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    assert sorted(e.dagster_event.partition for e in events if e.dagster_event) == sources
