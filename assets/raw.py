@@ -1,4 +1,8 @@
-"""Ingest asset: each source's raw input -> the documents contract, with a quarantine and an accounting check."""
+"""Ingest asset: each source's raw input -> the documents contract, with a quarantine and an accounting check.
+
+Partitioned by source (dynamic partitions `sources`); a run of a partition range (a backfill: single-run policy, so
+one Spark session serves every source of the range) ingests each source of the range in turn, and its checks hold
+for every source of the run."""
 
 import dagster as dg
 import pyarrow as pa
