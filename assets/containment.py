@@ -6,7 +6,7 @@ Lineage: `lake_tables` is the lake's tables folder (`LakeResource.tables`, defau
 whoever owns the lake, not by Sift (an external asset: `sift demo` writes its demo tables there before it
 materialises). `table_statistics` and `containment_graph` both read those tables (the graph reads their schemas and
 statistics itself, sharing the CSV statistics cache with `table_statistics`); `deletion_plan` reads the graph's
-hand-off, `containment_result.json` (JSON with a schema version).
+hand-off, `containment_result.json` (JSON with a schema version), and the tables themselves to verify each recipe.
 """
 
 import os
@@ -24,6 +24,7 @@ STAGE = "containment"
 lake_tables = dg.AssetSpec(
     "lake_tables",
     group_name=GROUP,
+    owners=["team:data-platform"],
     kinds={"parquet", "csv"},
     description="The lake's tables that containment considers (Parquet files and folders, CSV): the folder "
     "`tables` of the lake resource (default <lake>/tables/). Written outside Sift; `sift demo` writes its demo "
@@ -33,6 +34,7 @@ lake_tables = dg.AssetSpec(
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=[lake_tables],
     kinds={"parquet"},
     description="Per table and column: type class, rows, NULLs, min/max (Parquet footers; CSV computed once), "
@@ -76,6 +78,7 @@ def table_statistics(context: dg.AssetExecutionContext, lake: LakeResource) -> d
 @dg.asset(
     pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=[lake_tables],
     kinds={"polars", "spark", "parquet"},
     description="Every exact containment A <= B among the lake's tables (schema graph, min-max pruning, content "
@@ -124,7 +127,9 @@ def containment_graph(
 @dg.asset(
     pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     group_name=GROUP,
-    deps=[containment_graph],
+    owners=["team:data-platform"],
+    # the plan reads the graph's hand-off; its recipe check rebuilds deleted tables from the kept tables
+    deps=[containment_graph, lake_tables],
     kinds={"parquet"},
     description="Which contained tables to delete (storage + expected rebuild cost, latency bound; HiGHS MILP), "
     "with an exact rebuild recipe per deleted table, verified by rebuilding and checksumming. Plans only: "

@@ -76,6 +76,7 @@ def _current_signatures(path: str, cfg: Any, raw_file: str) -> pa.Table | None:
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     partitions_def=SOURCES_PARTITIONS,
     deps=["raw_documents"],
     kinds={"numba", "parquet"},
@@ -159,6 +160,7 @@ def _seed_facts(lake: LakeResource, files: list[str], cfg: Any, out: str, finger
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=["raw_documents", dedup_signatures],
     pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     kinds={"polars", "spark", "parquet"},
@@ -214,6 +216,7 @@ def duplicate_clusters(
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=["raw_documents", duplicate_clusters],
     kinds={"parquet"},
     description="The deduplicated corpus: every kept document with all its input columns.",

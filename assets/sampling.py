@@ -55,6 +55,7 @@ def _pool(lake: LakeResource) -> str:
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=["deduplicated_documents"],
     pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     kinds={"polars", "spark", "parquet"},
@@ -99,6 +100,7 @@ def sample_allocation(
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=["deduplicated_documents", sample_allocation],
     kinds={"parquet"},
     description="The sampled training mixture: the drawn documents with all their columns.",

@@ -113,6 +113,7 @@ def _pictures(run: str) -> dict[str, Any]:
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     kinds={"json"},
     description="The instructions PASER selects from (id, instruction, input, output): the configured file or "
     "folder, or the demo's instructions with four known capability groups written into the lake.",
@@ -149,6 +150,7 @@ def selection_instructions(
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=[selection_instructions],
     kinds={"pytorch", "parquet"},
     description="Sentence embeddings (id, L2-normalised float32 vector) of every usable instruction, by the "
@@ -202,6 +204,7 @@ def _demo_pair(lake: LakeResource, docs: pa.Table, log: Any) -> tuple[str, str]:
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=[selection_instructions],
     kinds={"pytorch", "parquet"},
     description="Capability degradation score of each instruction (id, jsd, tokens): from a SCORES table, or the "
@@ -248,6 +251,7 @@ def degradation_scores(
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=[selection_instructions, instruction_embeddings, degradation_scores],
     pool="spark",  # Spark-heavy: runs in a slot of the `spark` pool (pipelines/automation.py)
     kinds={"scikitlearn", "parquet"},
@@ -290,6 +294,7 @@ def _jsonl(table: pa.Table) -> bytes:
 
 @dg.asset(
     group_name=GROUP,
+    owners=["team:data-platform"],
     deps=[selection_instructions, instruction_clusters],
     kinds={"parquet", "json"},
     description="The selected recovery set for the fine-tuning stage: recovery_set.jsonl and recovery_set.parquet "

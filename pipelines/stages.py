@@ -37,8 +37,9 @@ STAGES = (
     Stage("sift.sampling.config", "sift.pipelines.cli_sample", "sift.assets.sampling"),
 )
 
-# Assets downstream of every stage, with no stage config and no `sift` command of their own.
-DOWNSTREAM_ASSETS = ("sift.assets.report",)
+# Assets downstream of every stage, with no stage config and no `sift` command of their own: the exports, then the
+# curation report.
+DOWNSTREAM_ASSETS = ("sift.assets.exports", "sift.assets.report")
 
 for _stage in STAGES:
     importlib.import_module(_stage.config)

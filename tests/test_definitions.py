@@ -18,7 +18,14 @@ def test_definitions_load_and_every_job_resolves() -> None:
     stage_jobs = {"ingest_job", "dedup_job", "containment_job", "select_job", "sampling_job"}
     assert stage_jobs | {"curate_job"} <= named
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
-    assert {"raw_documents", "deduplicated_documents", "deletion_plan", "recovery_set"} <= keys
+    assert {
+        "raw_documents",
+        "deduplicated_documents",
+        "deletion_plan",
+        "recovery_set",
+        "curated_export",
+        "recovery_export",
+    } <= keys
 
     def job_assets(name: str) -> set[str]:
         return {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}
@@ -29,6 +36,40 @@ def test_definitions_load_and_every_job_resolves() -> None:
     partitioned = {k.to_user_string() for k in graph.materializable_asset_keys if graph.get(k).is_partitioned}
     assert {"raw_documents", "dedup_signatures"} <= partitioned
     assert job_assets("curate_job") == keys - partitioned
+
+
+def test_the_graph_says_what_every_asset_is() -> None:
+    from sift.pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        name = key.to_user_string()
+        groups.setdefault(node.group_name, set()).add(name)
+        assert node.owners == ["team:data-platform"], name
+        assert node.kinds, name
+        assert (node.description or "").strip(), name
+    assert set(groups) == {"raw", "dedup", "containment", "select", "sampling", "exports"}
+    assert groups["exports"] == {"curated_export", "recovery_export"}
+    # per source where the stage is per source; a Spark-backed partitioned asset backfills in one run
+    partitioned = {k.to_user_string() for k in graph.materializable_asset_keys if graph.get(k).partitions_def}
+    assert partitioned == {"raw_documents", "dedup_signatures"}
+    raw = defs.get_assets_def("raw_documents")
+    assert raw.backfill_policy == dg.BackfillPolicy.single_run()
+
+    def parents(name: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+
+    # the exports read the mixture / recovery set and the stats of the runs that produced them
+    assert parents("curated_export") == {
+        "sampled_mixture",
+        "sample_allocation",
+        "duplicate_clusters",
+        "raw_documents",
+    }
+    assert parents("recovery_export") == {"recovery_set", "instruction_clusters"}
+    assert parents("deletion_plan") == {"containment_graph", "lake_tables"}
 
 
 @pytest.mark.parametrize("env", ["local", "cluster"])
