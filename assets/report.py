@@ -25,6 +25,7 @@ STAGE = "report"
         "sample_allocation",
     ],
     kinds={"html", "markdown"},
+    owners=["team:data-platform"],
     description="The curation report: per-stage counts, dedup removal rates by source, the duplicate cluster-size "
     "histogram, the containment graph with the deleted tables, the PASER cluster map and budgets, the sampling "
     "curves and allocation per round; one self-contained HTML file, <lake>/report/curation_report.html.",

@@ -50,7 +50,7 @@ def test_the_graph_says_what_every_asset_is() -> None:
         assert node.owners == ["team:data-platform"], name
         assert node.kinds, name
         assert (node.description or "").strip(), name
-    assert set(groups) == {"raw", "dedup", "containment", "select", "sampling", "exports"}
+    assert set(groups) == {"raw", "dedup", "containment", "select", "sampling", "exports", "report"}
     assert groups["exports"] == {"curated_export", "recovery_export"}
     # per source where the stage is per source; a Spark-backed partitioned asset backfills in one run
     partitioned = {k.to_user_string() for k in graph.materializable_asset_keys if graph.get(k).partitions_def}
