@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def _env_refs(node: object) -> set[str]:
 
 
 def _env_file(path: Path) -> dict[str, str]:
-    pairs = [line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    pairs = [
+        line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#")
+    ]
     return {k.strip(): v.strip() for k, v in pairs}
 
 
@@ -192,8 +195,6 @@ def test_dockerfile_entry_points_are_installed_by_its_extras() -> None:
     """The image installs Sift with the extras it names; the commands it and compose run come with them."""
     from importlib.metadata import distribution
 
-    import tomllib
-
     dockerfile = _dockerfile()
     install = re.search(r'pip install[^\n]*"?\.\[([a-z,]+)\]"?', dockerfile)
     assert install, "the Dockerfile installs Sift with extras"
@@ -212,7 +213,25 @@ def test_dockerfile_entry_points_are_installed_by_its_extras() -> None:
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))
     assert cmd[0] == "dagster-webserver" and "127.0.0.1" in cmd
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
-    assert "ENV DAGSTER_HOME=/opt/dagster/dagster_home" in dockerfile
+    assert "DAGSTER_HOME=/opt/dagster/dagster_home" in dockerfile
+    assert "COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml" in dockerfile
+    # every package folder of pyproject's package-dir is copied before the install
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for folder in set(package_dirs.values()):
+        assert f"COPY {folder}/ {folder}/" in dockerfile, folder
+    # the workspace the image's command names is where the image puts it (WORKDIR /opt/dagster/app, deploy/)
+    assert (
+        "WORKDIR /opt/dagster/app" in dockerfile
+        and "COPY deploy/dagster.yaml deploy/workspace.yaml deploy/" in dockerfile
+    )
+    assert cmd[cmd.index("-w") + 1] == "/opt/dagster/app/deploy/workspace.yaml"
+    # SPARK_HOME is pyspark's folder in the base image's Python, where compose's spark-class lives
+    python = re.search(r"^FROM python:(\d+\.\d+)", dockerfile, re.M)
+    assert python
+    spark_home = f"/usr/local/lib/python{python.group(1)}/site-packages/pyspark"
+    assert f"SPARK_HOME={spark_home}" in dockerfile
+    for name in ("spark-master", "spark-worker"):
+        assert _compose()["services"][name]["command"][0] == f"{spark_home}/bin/spark-class", name
 
 
 def test_helm_values_agree_with_the_code() -> None:
@@ -232,14 +251,14 @@ def test_helm_values_agree_with_the_code() -> None:
     run_coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert run_coordinator["enabled"] and run_coordinator["type"] == "QueuedRunCoordinator"
     limits = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]
-    assert run_coordinator["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] == limits["runs"][
-        "max_concurrent_runs"
-    ]
+    assert (
+        run_coordinator["config"]["queuedRunCoordinator"]["maxConcurrentRuns"]
+        == limits["runs"]["max_concurrent_runs"]
+    )
 
 
 def test_quickstart_and_ci_install_the_postgres_storage() -> None:
     """CI installs with deploy/quickstart.sh's extras: one of them brings dagster-postgres (the slow test needs it)."""
-    import tomllib
 
     extras = re.search(r"SIFT_EXTRAS:-([a-z,]+)", (DEPLOY / "quickstart.sh").read_text())
     assert extras
@@ -268,7 +287,9 @@ def postgres_server() -> Iterator[dict[str, str]]:
     if bindir is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL binaries missing: .ci/run installs Debian's postgresql package")
-        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+        pytest.skip(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+        )
     as_user: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="sift-pg-"))
     if os.geteuid() == 0:
@@ -313,7 +334,9 @@ def postgres_server() -> Iterator[dict[str, str]]:
             "DAGSTER_PG_DB": db,
         }
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], cwd=base)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], cwd=base
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -438,5 +461,5 @@ def test_postgres_instance_queues_two_runs_and_holds_the_pool_limit(
     assert len(list(marks.glob("arrived-*"))) == 2
     steps = sorted((json.loads(p.read_text()) for p in marks.glob("step-*.json")), key=lambda s: s["start"])
     assert len(steps) == 4 and {s["run"] for s in steps} == {r.run_id for r in runs}
-    for before, after in zip(steps, steps[1:]):
+    for before, after in zip(steps, steps[1:], strict=False):
         assert before["end"] <= after["start"], (before, after)
