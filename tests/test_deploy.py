@@ -409,17 +409,28 @@ def test_postgres_instance_queues_two_runs_and_holds_the_pool_limit(
         monkeypatch.setenv(key, value)
     env = {**os.environ}
 
-    def dagster(*args: str) -> None:
-        proc = subprocess.run(
-            [str(BIN / "dagster"), *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
-        )
-        assert proc.returncode == 0, f"dagster {shlex.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    def dagster(*commands: list[str]) -> None:
+        """Run `dagster` commands side by side; each must succeed."""
+        procs = [
+            subprocess.Popen(
+                [str(BIN / "dagster"), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+            for args in commands
+        ]
+        for args, proc in zip(commands, procs, strict=True):
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, f"dagster {shlex.join(args)}:\n{out}"
 
-    # the deployment's start-up step (compose.yaml's daemon runs it): the `spark` pool's own limit, in Postgres
-    dagster("instance", "concurrency", "set", "spark", "1")
+    # the deployment's start-up step (compose.yaml's daemon runs it): the `spark` pool's own limit, in Postgres; this
+    # first command also creates the instance's tables
+    dagster(["instance", "concurrency", "set", "spark", "1"])
     # the two runs wait in the queue before the daemon is up
-    for _ in range(2):
-        dagster("job", "launch", "-w", str(workspace), "-j", "pooled")
+    launch = ["job", "launch", "-w", str(workspace), "-j", "pooled"]
+    dagster(launch, launch)
     with DagsterInstance.get() as instance:
         assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
