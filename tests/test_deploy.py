@@ -12,12 +12,14 @@ Debian's packages (`postgres_server`, started here), submits two runs to the Que
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -456,8 +458,11 @@ def test_postgres_instance_queues_two_runs_and_holds_the_pool_limit(
                 assert daemon.poll() is None, daemon_log.read_text()[-4000:]
                 time.sleep(0.5)
         finally:
-            os.killpg(daemon.pid, 15)
+            os.killpg(daemon.pid, signal.SIGTERM)
             daemon.wait(timeout=30)
+            # what the daemon started in its process group (its code server, run workers) goes with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGKILL)
         runs = instance.get_runs()
         assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2, daemon_log.read_text()[-4000:]
         blocked = 0
