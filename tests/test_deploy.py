@@ -114,6 +114,24 @@ def test_workspace_names_the_code_location_that_imports() -> None:
     assert isinstance(importlib.import_module(modules[0]).defs, dg.Definitions)
 
 
+def test_the_code_locations_pools_are_the_ones_deployments_limit() -> None:
+    """Every concurrency pool an asset of the code location names has its own limit set by the deployments
+    (`dagster instance concurrency set <pool>` in compose's daemon and the Helm notes); others would fall back to
+    dagster.yaml's default_limit silently."""
+    from sift.pipelines.definitions import defs
+
+    pools = {p for node in defs.resolve_asset_graph().asset_nodes for p in (node.pools or ())}
+    daemon = " ".join(_compose()["services"]["daemon"]["command"])
+    helm = (DEPLOY / "helm" / "values.yaml").read_text()
+    readme = (DEPLOY / "README.md").read_text()
+    for pool in pools:
+        assert f"dagster instance concurrency set {pool} " in daemon, pool
+        assert f"dagster instance concurrency set {pool} " in helm, pool
+        assert f"dagster instance concurrency set {pool} " in readme, pool
+    # the pool the Spark-heavy assets use is the one set everywhere, whether or not an asset names it yet
+    assert "dagster instance concurrency set spark " in daemon
+
+
 def test_cluster_env_sets_what_the_resources_read() -> None:
     """cluster.env's variables are the ones resources_for reads, and they build the cluster resources."""
     from sift.pipelines import resources
@@ -436,6 +454,10 @@ def test_postgres_instance_queues_two_runs_and_holds_the_pool_limit(
     with DagsterInstance.get() as instance:
         assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert (
+            instance.get_settings("concurrency")
+            == yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]
+        )
         runs = instance.get_runs()
         assert len(runs) == 2 and {r.status for r in runs} == {DagsterRunStatus.QUEUED}
 
