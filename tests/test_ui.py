@@ -32,9 +32,13 @@ from ui_driver import (
 pytestmark = pytest.mark.slow
 
 # Demo documents per source: enough for every stage to have work, small enough for a CI machine.
-MAX_PER_SOURCE = 40
-# The whole graph on the demo data, PASER's demo model pair trained on first use included.
-RUN_TIMEOUT_S = 15 * 60
+MAX_PER_SOURCE = 120
+# The [sample] stage config for a pool this small (the default pilot of 50 rows per source needs more), through
+# the stage's environment variables, which the daemon's runs inherit; as tests/test_sample_assets.py runs it.
+SAMPLE_ENV = {"SIFT_SAMPLE__BUDGET": "120", "SIFT_SAMPLE__PILOT": "10", "SIFT_SAMPLE__ROUNDS": "2"}
+# The whole graph on the demo data, PASER's demo model pair trained on first use included (about 14 minutes on a
+# busy 2-core machine).
+RUN_TIMEOUT_S = 25 * 60
 
 
 @pytest.fixture
@@ -54,7 +58,9 @@ def demo_server(tmp_path: Path) -> Iterator[Server]:
     write_demo_tables(real_documents(MAX_PER_SOURCE), lake / "tables" / "demo")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(SOURCES_PARTITIONS.name, sources)
-    with dagster_servers(home, lake, artifacts_dir()) as server:
+    for stale in artifacts_dir().glob("*.png"):  # screenshots of an earlier run
+        stale.unlink()
+    with dagster_servers(home, lake, artifacts_dir(), SAMPLE_ENV) as server:
         yield server
 
 

@@ -92,12 +92,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def dagster_servers(home: Path, lake: Path, logs: Path) -> Iterator[Server]:
+def dagster_servers(
+    home: Path, lake: Path, logs: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """`dagster-webserver` on 127.0.0.1 and `dagster-daemon` (it runs the backfills the UI launches) over the
-    instance in `home`, with `SIFT_LAKE_ROOT=lake`; both stopped, with their process groups, on exit."""
+    instance in `home`, with `SIFT_LAKE_ROOT=lake` and `extra_env` (the runs inherit both); both stopped, with
+    their process groups, on exit."""
     bin_dir = Path(sys.executable).parent
     port = free_port()
-    env = dict(os.environ, DAGSTER_HOME=str(home), SIFT_LAKE_ROOT=str(lake), SIFT_ENV="local")
+    env = dict(
+        os.environ, DAGSTER_HOME=str(home), SIFT_LAKE_ROOT=str(lake), SIFT_ENV="local", **(extra_env or {})
+    )
     procs: list[subprocess.Popen[bytes]] = []
     log_files = [logs / "webserver.log", logs / "daemon.log"]
     commands = [
