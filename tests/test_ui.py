@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +61,15 @@ def demo_server(tmp_path: Path) -> Iterator[Server]:
     write_demo_tables(real_documents(MAX_PER_SOURCE), lake / "tables" / "demo")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(SOURCES_PARTITIONS.name, sources)
+    # The sensors are on by default and would ingest the sources and follow them beside the backfill: stopped
+    # here, so the only runs are those launched from the UI.
+    for sensor in ("incoming_files_sensor", "curation_automation_sensor"):
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), "sensor", "stop", sensor, "-m",
+             "sift.pipelines.definitions"],
+            env=dict(os.environ, DAGSTER_HOME=str(home), SIFT_LAKE_ROOT=str(lake)), cwd=home, check=True,
+            capture_output=True,
+        )  # fmt: skip
     for stale in artifacts_dir().glob("*.png"):  # screenshots of an earlier run
         stale.unlink()
     with dagster_servers(home, lake, artifacts_dir(), SAMPLE_ENV) as server:
