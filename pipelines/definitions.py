@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
+from sift.pipelines import pipes
 from sift.pipelines.resources import SOURCES_PARTITIONS, LakeResource, resources_for
 from sift.pipelines.stages import assets_and_checks
 
 ASSETS, CHECKS = assets_and_checks()
+ASSETS += pipes.ASSETS  # cluster runs through Dagster Pipes (spark-submit)
 
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("raw"))
 curate_job = dg.define_asset_job(
@@ -31,5 +35,8 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[ingest_job, curate_job],
     sensors=[incoming_sources_sensor],
-    resources=resources_for(),
+    resources={
+        **resources_for(),
+        "spark_submit": pipes.SparkSubmitResource(master=os.environ.get("SIFT_SPARK_MASTER", "local[*]")),
+    },
 )
