@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from sift.pipelines import pipes
@@ -35,8 +33,5 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[ingest_job, curate_job],
     sensors=[incoming_sources_sensor],
-    resources={
-        **resources_for(),
-        "spark_submit": pipes.SparkSubmitResource(master=os.environ.get("SIFT_SPARK_MASTER", "local[*]")),
-    },
+    resources=resources_for(),
 )

@@ -1,7 +1,8 @@
 """Cluster runs through Dagster Pipes: `sift` commands spark-submitted to a Spark cluster that Dagster does not
 manage, with their logs, counts and report coming back to the Dagster run.
 
-- `SparkSubmitResource` (resource key `spark_submit`): the cluster's master, `--conf` settings and environment;
+- `SparkSubmit` (the `submit` part of the asset's run config, so the launchpad sets it per run and the code
+  location needs no resource beyond `lake` and `engine`): the cluster's master, `--conf` settings and environment;
   `command()` builds the spark-submit command line of the job script shipped in the package
   (`sift/pipelines/spark_job.py`, which `sift spark-job` prints) and `run()` runs it under
   `dg.PipesSubprocessClient`. The driver runs on this machine (`--deploy-mode client`): Pipes hands it its context
@@ -40,16 +41,21 @@ def default_spark_submit() -> str:
     return os.path.join(home, "bin", "spark-submit")
 
 
-class SparkSubmitResource(dg.ConfigurableResource):
-    """spark-submit of Sift's job script to a Spark master (`spark://host:7077`, `yarn`, `k8s://...`, `local[*]`),
-    in client deploy mode, with `conf` as `--conf` settings and `env` over this process's environment. The driver
-    and the executors run `python` (default: this interpreter), which must have Sift installed."""
+class SparkSubmit(dg.Config):
+    """spark-submit of Sift's job script to a Spark master (`spark://host:7077`, `yarn`, `k8s://...`, `local[*]`;
+    None: `$SIFT_SPARK_MASTER`, else `local[*]`), in client deploy mode, with `conf` as `--conf` settings and `env`
+    over this process's environment. The driver and the executors run `python` (default: this interpreter), which
+    must have Sift installed."""
 
-    master: str = "local[*]"
+    master: str | None = None
     conf: dict[str, str] = {}
     env: dict[str, str] = {}
     spark_submit: str | None = None  # None: $SPARK_HOME/bin/spark-submit, else pyspark's
     python: str | None = None  # None: this interpreter
+
+    def master_url(self) -> str:
+        """The master submitted to."""
+        return self.master or os.environ.get("SIFT_SPARK_MASTER", "local[*]")
 
     def command(self, sift_args: list[str]) -> list[str]:
         """The spark-submit command line that runs `sift SIFT_ARGS` on the master."""
@@ -75,19 +81,20 @@ class SparkSubmitResource(dg.ConfigurableResource):
     ) -> dg.PipesClientCompletedInvocation:
         """Run `sift SIFT_ARGS` on the master under Dagster Pipes; a failed submission fails the step."""
         command = self.command(sift_args)
-        context.log.info(f"spark-submit to {self.master}: {' '.join(command)}")
+        context.log.info(f"spark-submit to {self.master_url()}: {' '.join(command)}")
         client = dg.PipesSubprocessClient(env=self.environment())
         return client.run(command=command, context=context)
 
 
 class DedupOnClusterConfig(dg.Config):
     """Run config of `dedup_on_cluster`: the `sift dedup` flags (None = the [dedup] stage config from sift.toml /
-    environment, as the job reads it on the driver)."""
+    environment, as the job reads it on the driver) and the submission (`submit`)."""
 
     mode: str | None = None
     scope: str | None = None
     threshold: float | None = None
     seed: int | None = None
+    submit: SparkSubmit = SparkSubmit()
 
 
 def dedup_args(lake: LakeResource, config: DedupOnClusterConfig) -> list[str]:
@@ -114,8 +121,8 @@ def dedup_args(lake: LakeResource, config: DedupOnClusterConfig) -> list[str]:
     kinds={"spark"},
     deps=["raw_documents"],
     description=(
-        "SlimPajama dedup of every source's raw documents by `sift dedup`, spark-submitted to the `spark_submit` "
-        "master through Dagster Pipes, into <lake>/dedup_cluster/; the job reports its progress, counts and "
+        "SlimPajama dedup of every source's raw documents by `sift dedup`, spark-submitted to the run config's "
+        "`submit.master` through Dagster Pipes, into <lake>/dedup_cluster/; the job reports its progress, counts and "
         "report back."
     ),
 )
@@ -123,9 +130,8 @@ def dedup_on_cluster(
     context: dg.AssetExecutionContext,
     config: DedupOnClusterConfig,
     lake: LakeResource,
-    spark_submit: SparkSubmitResource,
 ) -> dg.MaterializeResult:
-    return spark_submit.run(context, dedup_args(lake, config)).get_materialize_result()
+    return config.submit.run(context, dedup_args(lake, config)).get_materialize_result()
 
 
 ASSETS = [dedup_on_cluster]

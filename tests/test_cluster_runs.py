@@ -135,21 +135,17 @@ def test_dedup_assets_on_standalone_cluster_match_polars(spark_cluster: str, tmp
 @pytest.mark.slow
 def test_pipes_spark_submit_to_standalone_cluster(spark_cluster: str, tmp_path: Path) -> None:
     from sift.pipelines.definitions import defs
-    from sift.pipelines.pipes import SparkSubmitResource
     from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
     lake = tmp_path / "lake"
     sources = _demo_lake(lake)
-    submit = SparkSubmitResource(
-        master=spark_cluster,
-        conf={"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1"},
-        env={"SPARK_LOCAL_IP": "127.0.0.1"},
-    )
-    resources = {
-        "lake": LakeResource(root=str(lake)),
-        "engine": EngineResource(name="polars"),
-        "spark_submit": submit,
+    submit = {
+        "master": spark_cluster,
+        "conf": {"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1"},
+        "env": {"SPARK_LOCAL_IP": "127.0.0.1"},
     }
+    run_config = {"ops": {"dedup_on_cluster": {"config": {"submit": submit}}}}
+    resources = {"lake": LakeResource(root=str(lake)), "engine": EngineResource(name="polars")}
     assets = [*defs.assets, *(defs.asset_checks or [])]
     with dg.instance_for_test(temp_dir=_home(tmp_path / "home")) as instance:
         instance.add_dynamic_partitions(SOURCES_PARTITIONS.name, sources)
@@ -167,7 +163,11 @@ def test_pipes_spark_submit_to_standalone_cluster(spark_cluster: str, tmp_path: 
         )
         assert polars.success
         result = dg.materialize(
-            assets, instance=instance, selection=["dedup_on_cluster"], resources=resources
+            assets,
+            instance=instance,
+            selection=["dedup_on_cluster"],
+            resources=resources,
+            run_config=run_config,
         )
         assert result.success
 
