@@ -62,7 +62,7 @@ class SparkSubmit(dg.Config):
         cmd = [
             self.spark_submit or default_spark_submit(),
             "--master",
-            self.master,
+            self.master_url(),
             "--deploy-mode",
             "client",
         ]

@@ -194,3 +194,60 @@ def test_pipes_spark_submit_to_standalone_cluster(spark_cluster: str, tmp_path: 
     run = lake / "dedup" / "run"
     assert kept == _rows(run / "kept.parquet", ["id"])
     assert _rows(out / "removed.parquet", REMOVED) == _rows(run / "removed.parquet", REMOVED)
+
+
+def test_spark_submit_command_ships_the_job_script(monkeypatch) -> None:
+    import pyspark
+
+    from sift.pipelines.pipes import SparkSubmit
+    from sift.pipelines.spark_job import path as job_path
+
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    monkeypatch.setenv("SIFT_SPARK_MASTER", "spark://10.0.0.1:7077")
+    submit = SparkSubmit(conf={"spark.ui.enabled": "false"}, env={"SPARK_LOCAL_IP": "127.0.0.1"})
+    assert submit.command(["dedup", "in", "--output", "out"]) == [
+        str(Path(pyspark.__file__).parent / "bin" / "spark-submit"),
+        "--master",
+        "spark://10.0.0.1:7077",
+        "--deploy-mode",
+        "client",
+        "--conf",
+        "spark.ui.enabled=false",
+        job_path(),
+        "dedup",
+        "in",
+        "--output",
+        "out",
+    ]
+    assert submit.environment() == {
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+
+
+def test_job_reports_the_output_counts_and_report(tmp_path: Path, sift_cli) -> None:
+    from sift.pipelines.spark_job import output_metadata
+
+    docs = _demo_lake(tmp_path)
+    assert docs
+    out = tmp_path / "out"
+    proc = sift_cli("dedup", str(tmp_path / "incoming"), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((out / "stats.json").read_text())
+    meta = output_metadata(str(out))
+    assert (meta["rows_in"], meta["kept"], meta["removed"]) == (
+        stats["rows_in"],
+        stats["kept"],
+        stats["removed"],
+    )
+    assert meta["dagster/row_count"] == stats["kept"]
+    assert meta["removed_by_reason"] == {"raw_value": stats["removed_by_reason"], "type": "json"}
+    assert (
+        "| **total** |" in meta["report"]["raw_value"]
+        and "cluster_sizes.png" not in meta["report"]["raw_value"]
+    )
+    assert meta["report_path"]["raw_value"] == str(out / "report.md")
+    assert output_metadata(str(tmp_path / "missing")) == {
+        "output": {"raw_value": str(tmp_path / "missing"), "type": "path"}
+    }
