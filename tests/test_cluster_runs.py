@@ -65,10 +65,15 @@ def _materialise_dedup(instance: dg.DagsterInstance, sources: list[str], resourc
 # Run in a subprocess: one process holds one SparkContext, and the test session may hold a local one.
 CLUSTER_RUN = textwrap.dedent(
     """
+    import importlib.util
     import sys
     import dagster as dg
-    from tests.test_cluster_runs import _materialise_dedup
     from sift.pipelines.resources import EngineResource, LakeResource
+
+    spec = importlib.util.spec_from_file_location("test_cluster_runs", sys.argv[4])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _materialise_dedup = module._materialise_dedup
 
     lake, master, sources = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
     resources = {"lake": LakeResource(root=lake), "engine": EngineResource(name="spark", spark_master=master)}
@@ -99,9 +104,8 @@ def test_dedup_assets_on_standalone_cluster_match_polars(spark_cluster: str, tmp
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
     }
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, "-c", CLUSTER_RUN, str(cluster_lake), spark_cluster, ",".join(sources)],
+        [sys.executable, "-c", CLUSTER_RUN, str(cluster_lake), spark_cluster, ",".join(sources), __file__],
         capture_output=True,
         text=True,
         env=env,
