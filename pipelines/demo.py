@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
+from sift.pipelines import pipes
 from sift.pipelines.demo_corpus import write_demo_inputs, write_demo_tables
 from sift.pipelines.resources import SOURCES_PARTITIONS, EngineResource, LakeResource
 
@@ -59,7 +60,12 @@ def run_demo(lake_root: Path, dagster_home: Path, console: Console | None = None
     }
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
-    ordered = [k for k in graph.toposorted_asset_keys if k in graph.materializable_asset_keys]
+    # the cluster group's assets spark-submit to a cluster (sift.pipelines.pipes): not the embedded default's
+    ordered = [
+        k
+        for k in graph.toposorted_asset_keys
+        if k in graph.materializable_asset_keys and graph.get(k).group_name != pipes.GROUP
+    ]
     partitioned = [k for k in ordered if graph.get(k).partitions_def is not None]
     unpartitioned = [k for k in ordered if graph.get(k).partitions_def is None]
     summary: list[dict[str, Any]] = []

@@ -77,7 +77,8 @@ def input_files(uri: str | os.PathLike[str]) -> InputFiles:
     for p in names:
         name = Path(p).name
         rel = os.path.relpath(p, path)
-        if name.startswith((".", "_")):
+        # a hidden file, or any file in a hidden folder (`_quarantine/`, Spark's `_temporary/`)
+        if any(part.startswith((".", "_")) for part in Path(rel).parts):
             skipped[rel] = "hidden name"
         elif has_arrow and name in ARROW_METADATA:
             skipped[rel] = "Arrow dataset metadata"
