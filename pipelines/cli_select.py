@@ -37,7 +37,9 @@ def select(
     ] = None,
     scores: Annotated[
         str | None,
-        typer.Option("--scores", help="Degradation scores: a table of `id`, `jsd` (optional `tokens`)."),
+        typer.Option(
+            "--scores", help="Degradation scores: a table of `id`, `jsd` (optional `tokens`, `reason`)."
+        ),
     ] = None,
     original: Annotated[
         str | None, typer.Option("--original", help="Folder of the original Hugging Face causal LM.")
