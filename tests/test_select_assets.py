@@ -65,7 +65,8 @@ def test_assets_materialise_and_checks_pass(materialised) -> None:
     emb = pq.read_table(lake / "select" / "embeddings.parquet")
     assert emb.num_rows == n and emb.schema.field("vector").type.list_size == 384
     scores = pq.read_table(lake / "select" / "degradation_scores.parquet")
-    assert scores.column_names == ["id", "jsd", "tokens"] and scores.num_rows == n
+    assert scores.column_names == ["id", "jsd", "tokens", "reason"] and scores.num_rows == n
+    assert scores.column("reason").null_count == n  # every demo sample has a response to score
     jsd = scores.column("jsd").to_pylist()
     assert all(0 < j <= 0.7 for j in jsd)  # the pruned copy differs from the original, JSD <= ln 2
     assert (lake / "select" / "demo_models" / "pruned" / "config.json").exists()
