@@ -37,10 +37,10 @@ class Ticks:
         self.sensor = defs.get_sensor_def("incoming_files_sensor")
 
     def tick(self) -> list[dg.RunRequest]:
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.instance, cursor=self.cursor, resources={"lake": self.lake}
-        )
-        result = self.sensor(context)
+        ) as context:  # closed after the tick, as the daemon closes it
+            result = self.sensor(context)
         assert isinstance(result, dg.SensorResult)
         for request in result.dynamic_partitions_requests or []:
             assert isinstance(request, dg.AddDynamicPartitionsRequest)
@@ -202,8 +202,8 @@ def test_curation_schedule_runs_the_full_curation_daily_in_utc() -> None:
     assert schedule.job_name == "curate_job"
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=None)
-        data = schedule.evaluate_tick(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=None) as context:
+            data = schedule.evaluate_tick(context)
         assert data.run_requests is not None and len(data.run_requests) == 1
 
 
